@@ -1,0 +1,5 @@
+"""Datasets that need no download."""
+
+from keras_signadam.datasets.digits import load_digits
+
+__all__ = ["load_digits"]

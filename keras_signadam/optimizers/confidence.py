@@ -1,0 +1,71 @@
+"""The confidence function of signADAM++ and the bias correction of Adam.
+
+Shared by every sign-based optimizer of the package, so that the rule for
+which gradient components count as "already learned" lives in one place.
+
+For a gradient component g and threshold delta (both float32):
+
+- hard confidence: ``c = 1[|g| > delta]``
+- soft confidence: ``c = clip(|g| / delta - 1, 0, 1)``, a ramp that is 0 up
+  to ``delta`` and 1 from ``2 * delta`` on; at ``delta = 0`` it equals the
+  hard rule.
+- relative threshold mode: ``delta`` is multiplied by the tensor's gradient
+  RMS, so that one value fits layers whose gradients differ in scale.
+
+Non-finite components have been replaced by zero before these functions run
+(see `base.Optimizer`), so they get zero confidence like any zero gradient.
+"""
+
+from keras import ops
+
+CONFIDENCE_KINDS = ("hard", "soft")
+THRESHOLD_MODES = ("absolute", "relative")
+
+# Smallest normal float32: keeps the soft ramp finite when delta is 0.
+_TINY = 1.1754944e-38
+
+
+def root_mean_square(g):
+    """RMS of a float32 tensor without overflow or underflow.
+
+    Squaring 1e30 overflows float32 and squaring 1e-30 underflows to zero,
+    so the tensor is scaled by its largest magnitude first.
+    """
+    scale = ops.max(ops.abs(g))
+    safe_scale = ops.where(scale > 0, scale, ops.ones_like(scale))
+    return scale * ops.sqrt(ops.mean(ops.square(g / safe_scale)))
+
+
+def effective_threshold(g, threshold, mode):
+    if mode == "relative":
+        return threshold * root_mean_square(g)
+    return threshold
+
+
+def confidence(g, threshold, kind="hard", mode="absolute"):
+    """Confidence c(g) in [0, 1] for each component of float32 tensor `g`."""
+    delta = effective_threshold(g, threshold, mode)
+    magnitude = ops.abs(g)
+    if kind == "hard":
+        return ops.cast(magnitude > delta, g.dtype)
+    ramp = (magnitude - delta) / ops.maximum(delta, _TINY)
+    return ops.clip(ramp, 0.0, 1.0)
+
+
+def confident_sign(g, threshold, kind="hard", mode="absolute"):
+    """Returns ``(c * sign(g), number of zero-confidence components)``."""
+    c = confidence(g, threshold, kind, mode)
+    zero_confidence = ops.sum(ops.cast(ops.equal(c, 0.0), "int32"))
+    return c * ops.sign(g), zero_confidence
+
+
+def bias_corrected_ratio(m, v, beta_1_product, beta_2_product, epsilon):
+    """Adam's ``m_hat / (sqrt(v_hat) + epsilon)``.
+
+    ``beta_1_product`` is the running product of beta_1 over the steps taken
+    (not ``beta_1 ** t``), so the correction stays exact when beta_1 is
+    annealed during training.
+    """
+    m_hat = m / (1.0 - beta_1_product)
+    v_hat = v / (1.0 - beta_2_product)
+    return m_hat / (ops.sqrt(v_hat) + epsilon)

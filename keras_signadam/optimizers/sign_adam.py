@@ -1,0 +1,122 @@
+import keras
+from keras import ops
+
+from keras_signadam.optimizers import base
+from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import confidence
+
+
+@keras.saving.register_keras_serializable(package="keras_signadam")
+@base.fill_docstring
+class SignAdam(base.Optimizer):
+    """signADAM: Adam driven by the sign of the gradient.
+
+    Update rule for parameter `theta` with gradient `g`, step t = 1, 2, ...:
+
+        s = sign(g)
+        m <- beta_1 * m + (1 - beta_1) * s
+        v <- beta_2 * v + (1 - beta_2) * s**2
+        m_hat = m / (1 - prod_{k<=t} beta_1_k),  v_hat = v / (1 - beta_2**t)
+        theta <- theta - lr * m_hat / (sqrt(v_hat) + epsilon)
+
+    Because |s| <= 1 each step is bounded by about `lr`, and |m_hat|
+    measures how consistently a component's sign agreed over recent steps.
+    `beta_1` is held in an optimizer variable and its bias correction uses
+    the running product of the values actually used, so annealing it during
+    training (`keras_signadam.callbacks.MomentumScheduler`) stays exact.
+
+    Args:
+        learning_rate: Defaults to `1e-3`.
+        beta_1: Decay rate of the first moment, in [0, 1). Defaults to `0.9`.
+        beta_2: Decay rate of the second moment, in [0, 1). Defaults to
+            `0.999`.
+        epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
+        {{base_arguments}}
+
+    References:
+        - [Wang et al., 2019, signADAM++: Learning Confidences for Deep
+          Neural Networks](
+          https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
+        - [Kingma & Ba, 2015](https://arxiv.org/abs/1412.6980)
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        jit_compile=True,
+        name="sign_adam",
+        **kwargs,
+    ):
+        beta_1 = checks.check_beta("beta_1", beta_1)
+        beta_2 = checks.check_beta("beta_2", beta_2)
+        epsilon = checks.check_positive("epsilon", epsilon)
+        super().__init__(
+            learning_rate=learning_rate,
+            jit_compile=jit_compile,
+            name=name,
+            **kwargs,
+        )
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.beta_1 = self.add_scalar_variable("beta_1", beta_1)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums, self._velocities = (
+            self.add_state_variables(var_list, "momentum"),
+            self.add_state_variables(var_list, "velocity"),
+        )
+        self._beta_1_products = self.add_state_variables(
+            var_list, "beta_1_product", shape=(), dtype="float32",
+            initializer="ones",
+        )
+
+    def signal(self, g):
+        """The signed input of the moments and its zero-component count."""
+        return ops.sign(g), None
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, "float32")
+        g, _, nonfinite = self.prepare_gradient(gradient)
+        s, zeros = self.signal(g)
+
+        index = self._get_variable_index(variable)
+        m = self._momentums[index]
+        v = self._velocities[index]
+        beta_1_product = self._beta_1_products[index]
+        beta_1 = ops.cast(self.beta_1, "float32")
+
+        m_new = beta_1 * ops.cast(m, "float32") + (1.0 - beta_1) * s
+        v_new = self.beta_2 * ops.cast(v, "float32") + (
+            1.0 - self.beta_2
+        ) * ops.square(s)
+        product_new = beta_1_product * beta_1
+        ratio = confidence.bias_corrected_ratio(
+            m_new,
+            v_new,
+            product_new,
+            ops.power(self.beta_2, self.step_count()),
+            self.epsilon,
+        )
+        theta = self.decayed_value(variable, learning_rate)
+        self.write_variable(variable, theta - lr * ratio)
+        self.write_variable(m, m_new)
+        self.write_variable(v, v_new)
+        self.assign(beta_1_product, product_new)
+        self.record_counts(variable, zeros, nonfinite)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": float(ops.convert_to_numpy(self.beta_1)),
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+            }
+        )
+        return config

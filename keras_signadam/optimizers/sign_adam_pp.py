@@ -1,0 +1,109 @@
+import keras
+from keras import ops
+
+from keras_signadam.optimizers import base
+from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import confidence as confidence_module
+from keras_signadam.optimizers.sign_adam import SignAdam
+
+@keras.saving.register_keras_serializable(package="keras_signadam")
+@base.fill_docstring
+class SignAdamPP(SignAdam):
+    """signADAM++: SignAdam filtered by a confidence function.
+
+    Components whose gradient is small (already learned) get zero
+    confidence and add nothing to the moments; large, informative ones keep
+    their sign. Update rule for parameter `theta` with gradient `g`:
+
+        s = c(g) * sign(g)
+        m <- beta_1 * m + (1 - beta_1) * s
+        v <- beta_2 * v + (1 - beta_2) * s**2
+        theta <- theta - lr * m_hat / (sqrt(v_hat) + epsilon)
+
+    with the bias corrections of `SignAdam` and the confidence c(g):
+
+    - `confidence="hard"`: c = 1[|g| > delta]
+    - `confidence="soft"`: c = clip(|g| / delta - 1, 0, 1), a ramp from
+      delta to 2 * delta.
+    - `threshold_mode="absolute"`: delta is compared with |g| as is;
+      `"relative"`: delta multiplies the tensor's gradient RMS, so one value
+      fits every layer's scale.
+
+    `threshold=0` gives `SignAdam`. The threshold is the optimizer variable
+    `optimizer.threshold`; `optimizer.sparsity` is the fraction of gradient
+    components with zero confidence in the last step, and
+    `optimizer.nonfinite_count` the non-finite components skipped so far.
+    `keras_signadam.callbacks.AdaptiveConfidence` adapts the threshold
+    during training.
+
+    Args:
+        learning_rate: Defaults to `1e-3`.
+        threshold: delta >= 0. Defaults to `5e-4`, the authors' released
+            default.
+        confidence: `"hard"` (default) or `"soft"`.
+        threshold_mode: `"absolute"` (default) or `"relative"`.
+        beta_1: Defaults to `0.9`.
+        beta_2: Defaults to `0.999`.
+        epsilon: Defaults to `1e-8`.
+        {{base_arguments}}
+
+    References:
+        - [Wang et al., 2019, signADAM++: Learning Confidences for Deep
+          Neural Networks](
+          https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
+    """
+
+    tracks_sparsity = True
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        threshold=5e-4,
+        confidence="hard",
+        threshold_mode="absolute",
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        jit_compile=True,
+        name="sign_adam_pp",
+        **kwargs,
+    ):
+        threshold = checks.check_non_negative("threshold", threshold)
+        checks.check_choice(
+            "confidence", confidence, confidence_module.CONFIDENCE_KINDS
+        )
+        checks.check_choice(
+            "threshold_mode", threshold_mode, confidence_module.THRESHOLD_MODES
+        )
+        super().__init__(
+            learning_rate=learning_rate,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            jit_compile=jit_compile,
+            name=name,
+            **kwargs,
+        )
+        self.confidence = confidence
+        self.threshold_mode = threshold_mode
+        self.threshold = self.add_scalar_variable("threshold", threshold)
+
+    def signal(self, g):
+        return confidence_module.confident_sign(
+            g,
+            ops.cast(self.threshold, "float32"),
+            self.confidence,
+            self.threshold_mode,
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "threshold": float(ops.convert_to_numpy(self.threshold)),
+                "confidence": self.confidence,
+                "threshold_mode": self.threshold_mode,
+            }
+        )
+        return config
+

@@ -1,0 +1,71 @@
+import keras
+from keras import ops
+
+from keras_signadam.optimizers import base
+from keras_signadam.optimizers import checks
+
+
+@keras.saving.register_keras_serializable(package="keras_signadam")
+@base.fill_docstring
+class Signum(base.Optimizer):
+    """Signum: SignSGD with momentum (Bernstein et al., 2018).
+
+    Update rule for parameter `theta` with gradient `g`:
+
+        m <- momentum * m + (1 - momentum) * g
+        theta <- theta - lr * sign(m)
+
+    One state tensor per variable. Keras's `Lion` differs: it takes the sign
+    of an interpolation with `beta_1` and keeps the state with `beta_2`.
+    `momentum` is held in an optimizer variable, so it can be annealed
+    during training (`keras_signadam.callbacks.MomentumScheduler`).
+
+    Args:
+        learning_rate: Step size of every moving component. Defaults to
+            `1e-3`.
+        momentum: Decay rate beta of the gradient average, in [0, 1).
+            Defaults to `0.9`.
+        {{base_arguments}}
+
+    References:
+        - [Bernstein et al., 2018](https://arxiv.org/abs/1802.04434)
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        momentum=0.9,
+        jit_compile=True,
+        name="signum",
+        **kwargs,
+    ):
+        momentum = checks.check_beta("momentum", momentum)
+        super().__init__(
+            learning_rate=learning_rate,
+            jit_compile=jit_compile,
+            name=name,
+            **kwargs,
+        )
+        self.momentum = self.add_scalar_variable("momentum", momentum)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums = self.add_state_variables(var_list, "momentum")
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, "float32")
+        g, _, nonfinite = self.prepare_gradient(gradient)
+        beta = ops.cast(self.momentum, "float32")
+        m = self._momentums[self._get_variable_index(variable)]
+        m_new = beta * ops.cast(m, "float32") + (1.0 - beta) * g
+        theta = self.decayed_value(variable, learning_rate)
+        self.write_variable(variable, theta - lr * ops.sign(m_new))
+        self.write_variable(m, m_new)
+        self.record_counts(variable, None, nonfinite)
+
+    def get_config(self):
+        config = super().get_config()
+        config["momentum"] = float(ops.convert_to_numpy(self.momentum))
+        return config
