@@ -190,8 +190,11 @@ class Optimizer(keras.optimizers.Optimizer):
     @property
     def sparsity(self):
         """Fraction of gradient components with zero confidence in the last
-        update of each variable (0 before the first step)."""
-        if not self.tracks_sparsity or not self.built:
+        update of each variable (0 before the first step; `None` for
+        optimizers without a confidence function)."""
+        if not self.tracks_sparsity:
+            return None
+        if not self.built:
             return 0.0
         zeros = sum(
             int(ops.convert_to_numpy(c)[0])

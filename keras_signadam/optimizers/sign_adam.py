@@ -76,9 +76,12 @@ class SignAdam(base.Optimizer):
             initializer="ones",
         )
 
+    tracks_sparsity = True
+
     def signal(self, g):
         """The signed input of the moments and its zero-component count."""
-        return ops.sign(g), None
+        s = ops.sign(g)
+        return s, ops.sum(ops.cast(ops.equal(s, 0.0), "int32"))
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, "float32")

@@ -53,8 +53,6 @@ class SignAdamPP(SignAdam):
           https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
     """
 
-    tracks_sparsity = True
-
     def __init__(
         self,
         learning_rate=1e-3,

@@ -1,0 +1,138 @@
+"""Independent NumPy implementations of the update rules in SPEC section 3.
+
+Written from the formulas, not from the package: every test that checks an
+optimizer's numbers compares against these. Arithmetic is float32 (the
+package computes 16-bit variables in float32 and casts the result back, so
+the reference does the same with `store`).
+"""
+
+import numpy as np
+
+f32 = np.float32
+
+
+def store(value, dtype):
+    """Round a float32 value to the variable's dtype and back."""
+    return np.asarray(value, f32).astype(dtype).astype(f32)
+
+
+def clean(g):
+    """Non-finite components count as zero gradient."""
+    g = np.asarray(g, f32)
+    return np.where(np.isfinite(g), g, f32(0))
+
+
+def decoupled_decay(theta, lr, weight_decay):
+    if not weight_decay:
+        return theta
+    return theta - f32(lr) * f32(weight_decay) * theta
+
+
+def hard_confidence(g, delta):
+    return (np.abs(g) > delta).astype(f32)
+
+
+def soft_confidence(g, delta):
+    if delta == 0:
+        return (np.abs(g) > 0).astype(f32)
+    return np.clip(np.abs(g) / f32(delta) - 1, 0, 1).astype(f32)
+
+
+def rms(g):
+    g = g.astype(np.float64)
+    return f32(np.sqrt(np.mean(g * g))) if g.size else f32(0)
+
+
+class SignSGD:
+    def __init__(self, lr=1e-3, threshold=0.0, coupled_weight_decay=0.0,
+                 weight_decay=None):
+        self.lr, self.delta = lr, threshold
+        self.l2, self.wd = coupled_weight_decay, weight_decay
+
+    def step(self, theta, g, t):
+        finite = np.isfinite(g)
+        g = clean(g) + f32(self.l2) * theta
+        c = hard_confidence(g, self.delta) * finite
+        self.zero_confidence = int(np.sum(c == 0))
+        theta = decoupled_decay(theta, self.lr, self.wd)
+        return theta - f32(self.lr) * c * np.sign(g)
+
+
+class Signum:
+    def __init__(self, lr=1e-3, momentum=0.9, weight_decay=None):
+        self.lr, self.beta, self.wd = lr, momentum, weight_decay
+        self.m = None
+
+    def step(self, theta, g, t):
+        g = clean(g)
+        if self.m is None:
+            self.m = np.zeros_like(g)
+        b = f32(self.beta)
+        self.m = b * self.m + (f32(1) - b) * g
+        theta = decoupled_decay(theta, self.lr, self.wd)
+        return theta - f32(self.lr) * np.sign(self.m)
+
+
+class SignAdamPP:
+    """SignAdam when threshold is 0 and confidence is hard."""
+
+    def __init__(self, lr=1e-3, threshold=0.0, confidence="hard",
+                 threshold_mode="absolute", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, weight_decay=None):
+        self.lr, self.delta = lr, threshold
+        self.kind, self.mode = confidence, threshold_mode
+        self.b1, self.b2, self.eps, self.wd = beta_1, beta_2, epsilon, (
+            weight_decay
+        )
+        self.m = self.v = None
+        self.b1_product = 1.0
+
+    def step(self, theta, g, t, beta_1=None):
+        if beta_1 is not None:
+            self.b1 = beta_1
+        g = clean(g)
+        delta = self.delta * (rms(g) if self.mode == "relative" else 1.0)
+        conf = hard_confidence if self.kind == "hard" else soft_confidence
+        c = conf(g, f32(delta))
+        self.zero_confidence = int(np.sum(c == 0))
+        s = c * np.sign(g)
+        if self.m is None:
+            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+        b1, b2 = f32(self.b1), f32(self.b2)
+        self.m = b1 * self.m + (f32(1) - b1) * s
+        self.v = b2 * self.v + (f32(1) - b2) * s * s
+        self.b1_product *= self.b1
+        m_hat = self.m / f32(1 - self.b1_product)
+        v_hat = self.v / f32(1 - self.b2 ** t)
+        theta = decoupled_decay(theta, self.lr, self.wd)
+        return theta - f32(self.lr) * m_hat / (np.sqrt(v_hat) + f32(self.eps))
+
+
+def clip_by_norm(g, clipnorm):
+    norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
+    return g * f32(clipnorm / max(norm, clipnorm))
+
+
+def run(reference_factory, thetas, grads, dtype, clipnorm=None,
+        clipvalue=None):
+    """Applies per-variable references over steps.
+
+    `thetas`: list of initial float32 arrays; `grads`: list over steps of
+    lists of gradient arrays. Returns final float32 parameter arrays.
+    """
+    refs = [reference_factory() for _ in thetas]
+    thetas = [store(th, dtype) for th in thetas]
+    for t, step_grads in enumerate(grads, start=1):
+        new = []
+        for ref, theta, g in zip(refs, thetas, step_grads):
+            g = store(g, dtype) if np.all(np.isfinite(g)) else g
+            if clipnorm is not None:
+                g = clip_by_norm(g, clipnorm)
+            if clipvalue is not None:
+                # Keras clips in the gradient's dtype, with a bound rounded
+                # to that dtype.
+                bound = store(clipvalue, dtype)
+                g = np.clip(g, -bound, bound)
+            new.append(store(ref.step(theta, g, t), dtype))
+        thetas = new
+    return thetas, refs

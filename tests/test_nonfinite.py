@@ -1,0 +1,65 @@
+"""Non-finite gradient components never reach parameters or state."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_signadam as ks
+from tests.conftest import to_numpy
+
+ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP]
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("cls", ALL)
+def test_nonfinite_components_are_skipped_and_counted(cls, jit_compile):
+    optimizer = cls(learning_rate=1e-2, jit_compile=jit_compile)
+    variable = keras.Variable(np.ones((3, 4), "float32"))
+    bad = np.full((3, 4), 1e-2, "float32")
+    bad[0, 0], bad[1, 2], bad[2, 3] = np.nan, np.inf, -np.inf
+    injected = 0
+    for step in range(5):
+        g = bad if step % 2 else np.full((3, 4), 1e-2, "float32")
+        injected += 3 if step % 2 else 0
+        optimizer.apply([g], [variable])
+    assert optimizer.nonfinite_count == injected
+    for v in [variable] + optimizer.variables:
+        assert np.all(np.isfinite(to_numpy(v))), v.path
+
+    # A clean twin that saw zero in place of each non-finite component ends
+    # exactly where the optimizer did.
+    twin_optimizer = cls(learning_rate=1e-2, jit_compile=jit_compile)
+    twin = keras.Variable(np.ones((3, 4), "float32"))
+    cleaned = np.where(np.isfinite(bad), bad, 0).astype("float32")
+    for step in range(5):
+        g = cleaned if step % 2 else np.full((3, 4), 1e-2, "float32")
+        twin_optimizer.apply([g], [twin])
+    np.testing.assert_array_equal(to_numpy(variable), to_numpy(twin))
+
+
+@pytest.mark.parametrize("cls", [ks.SignSGD, ks.SignAdamPP])
+def test_whole_nan_tensor_leaves_parameter_unmoved_at_first_step(cls):
+    optimizer = cls(learning_rate=1e-2)
+    variable = keras.Variable(np.ones(5, "float32"))
+    other = keras.Variable(np.ones(5, "float32"))
+    optimizer.apply(
+        [np.full(5, np.nan, "float32"), np.full(5, 1e-2, "float32")],
+        [variable, other],
+    )
+    np.testing.assert_array_equal(to_numpy(variable), np.ones(5))
+    assert not np.allclose(to_numpy(other), 1.0)
+    assert optimizer.nonfinite_count == 5
+
+
+def test_training_continues_after_nan_batch():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=ks.SignAdamPP(learning_rate=1e-2), loss="mse")
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    x_bad = x.copy()
+    x_bad[:8] = np.nan  # first batch gives NaN gradients
+    model.fit(x_bad, y, batch_size=8, epochs=1, verbose=0, shuffle=False)
+    assert all(np.all(np.isfinite(w)) for w in model.get_weights())
+    assert model.optimizer.nonfinite_count > 0
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])

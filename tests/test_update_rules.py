@@ -1,0 +1,171 @@
+"""Each optimizer against the independent NumPy reference over 12 steps,
+for several shapes at once, float32 / bfloat16 / float16 variables, with and
+without decoupled weight decay and clipping."""
+
+import functools
+
+import keras
+import ml_dtypes
+import numpy as np
+import pytest
+
+import keras_signadam as ks
+from tests import reference
+from tests.conftest import to_numpy
+
+SHAPES = [(), (7,), (5, 3), (2, 3, 4)]
+STEPS = 12
+
+CASES = {
+    "sign_sgd": (ks.SignSGD, reference.SignSGD, dict(learning_rate=1e-2)),
+    "sign_sgd_dead_zone": (
+        ks.SignSGD,
+        reference.SignSGD,
+        dict(learning_rate=1e-2, threshold=4e-4, coupled_weight_decay=5e-2),
+    ),
+    "signum": (ks.Signum, reference.Signum, dict(learning_rate=1e-2,
+                                                 momentum=0.8)),
+    "sign_adam": (ks.SignAdam, reference.SignAdamPP,
+                  dict(learning_rate=1e-2, beta_1=0.85, beta_2=0.99)),
+    "sign_adam_pp_hard": (ks.SignAdamPP, reference.SignAdamPP,
+                          dict(learning_rate=1e-2, threshold=5e-4)),
+    "sign_adam_pp_soft": (
+        ks.SignAdamPP,
+        reference.SignAdamPP,
+        dict(learning_rate=1e-2, threshold=5e-4, confidence="soft"),
+    ),
+    "sign_adam_pp_relative": (
+        ks.SignAdamPP,
+        reference.SignAdamPP,
+        dict(learning_rate=1e-2, threshold=0.7, threshold_mode="relative"),
+    ),
+}
+
+DTYPES = {
+    "float32": np.float32,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float16": np.float16,
+}
+
+REF_ARGS = {"learning_rate": "lr"}
+
+
+def reference_kwargs(kwargs):
+    return {REF_ARGS.get(k, k): v for k, v in kwargs.items()}
+
+
+def make_problem(seed, dtype):
+    rng = np.random.default_rng(seed)
+    thetas = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
+    grads = []
+    for _ in range(STEPS):
+        step = []
+        for s in SHAPES:
+            # Magnitudes on both sides of the 5e-4 threshold, and exact zeros.
+            g = rng.normal(size=s) * 10.0 ** rng.uniform(-4.5, -2, size=s)
+            g = np.where(rng.uniform(size=s) < 0.1, 0.0, g)
+            step.append(np.asarray(g, np.float32).astype(dtype)
+                        .astype(np.float32))
+        grads.append(step)
+    return thetas, grads
+
+
+def apply_steps(optimizer, thetas, grads, dtype_name):
+    variables = [
+        keras.Variable(th, dtype=dtype_name, name=f"v{i}")
+        for i, th in enumerate(thetas)
+    ]
+    for step in grads:
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g, dtype_name) for g in step],
+            variables,
+        )
+    return [to_numpy(v).astype(np.float32) for v in variables]
+
+
+def tolerance(dtype_name):
+    if dtype_name == "float32":
+        return dict(rtol=2e-5, atol=2e-6)
+    # One rounding step of the 16-bit parameter.
+    return dict(rtol=1e-2, atol=1e-3)
+
+
+def clipping(dtype_name):
+    # Keras clips in the gradient's dtype; a float16 norm of 1e-4-sized
+    # components underflows there, so 16-bit cases clip elementwise (exact
+    # in any dtype) and float32 cases clip by norm.
+    if dtype_name == "float32":
+        return {"clipnorm": 0.01}
+    return {"clipvalue": 1e-3}
+
+
+@pytest.mark.parametrize("clip", [False, True])
+@pytest.mark.parametrize("weight_decay", [None, 0.05])
+@pytest.mark.parametrize("dtype_name", list(DTYPES))
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_reference(case, dtype_name, weight_decay, clip):
+    cls, ref_cls, kwargs = CASES[case]
+    dtype = DTYPES[dtype_name]
+    clip_kwargs = clipping(dtype_name) if clip else {}
+    thetas, grads = make_problem(sorted(CASES).index(case), dtype)
+    optimizer = cls(weight_decay=weight_decay, **clip_kwargs, **kwargs)
+    got = apply_steps(optimizer, thetas, grads, dtype_name)
+    factory = functools.partial(
+        ref_cls, weight_decay=weight_decay, **reference_kwargs(kwargs)
+    )
+    expected, _ = reference.run(factory, thetas, grads, dtype, **clip_kwargs)
+    for g, e, shape in zip(got, expected, SHAPES):
+        assert g.shape == shape
+        np.testing.assert_allclose(g, e, **tolerance(dtype_name))
+    # The parameters moved: a rule that did nothing would not pass above
+    # unless the reference did nothing too.
+    assert any(
+        not np.allclose(g, reference.store(t, dtype))
+        for g, t in zip(got, thetas)
+    )
+
+
+@pytest.mark.parametrize("case", ["sign_sgd_dead_zone", "sign_adam_pp_hard",
+                                  "sign_adam_pp_soft",
+                                  "sign_adam_pp_relative"])
+def test_sparsity_counts_zero_confidence(case):
+    cls, ref_cls, kwargs = CASES[case]
+    thetas, grads = make_problem(7, np.float32)
+    optimizer = cls(**kwargs)
+    apply_steps(optimizer, thetas, grads, "float32")
+    _, refs = reference.run(
+        functools.partial(ref_cls, **reference_kwargs(kwargs)),
+        thetas, grads, np.float32,
+    )
+    zeros = sum(r.zero_confidence for r in refs)
+    total = sum(int(np.prod(s)) for s in SHAPES)
+    assert 0 < zeros < total
+    assert optimizer.sparsity == pytest.approx(zeros / total)
+
+
+def test_plain_and_xla_paths_agree():
+    thetas, grads = make_problem(3, np.float32)
+    for cls, _, kwargs in CASES.values():
+        fast = apply_steps(cls(jit_compile=True, **kwargs), thetas, grads,
+                           "float32")
+        plain = apply_steps(cls(jit_compile=False, **kwargs), thetas, grads,
+                            "float32")
+        for a, b in zip(fast, plain):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_annealed_beta_1_keeps_exact_bias_correction():
+    thetas, grads = make_problem(11, np.float32)
+    optimizer = ks.SignAdamPP(learning_rate=1e-2, threshold=1e-4)
+    variables = [keras.Variable(th) for th in thetas]
+    refs = [reference.SignAdamPP(lr=1e-2, threshold=1e-4) for _ in thetas]
+    expected = [th.copy() for th in thetas]
+    for t, step in enumerate(grads, start=1):
+        beta_1 = 0.9 if t <= 4 else 0.5 + 0.03 * t
+        optimizer.beta_1.assign(beta_1)
+        optimizer.apply([keras.ops.convert_to_tensor(g) for g in step],
+                        variables)
+        expected = [r.step(th, g, t, beta_1=beta_1)
+                    for r, th, g in zip(refs, expected, step)]
+    for v, e in zip(variables, expected):
+        np.testing.assert_allclose(to_numpy(v), e, rtol=2e-5, atol=2e-6)
