@@ -108,6 +108,32 @@ class SignAdamPP:
         return theta - f32(self.lr) * m_hat / (np.sqrt(v_hat) + f32(self.eps))
 
 
+class NovoGrad:
+    def __init__(self, lr=1e-3, beta_1=0.95, beta_2=0.98, epsilon=1e-8,
+                 momentum_weight_decay=0.0, grad_averaging=False,
+                 amsgrad=False):
+        self.lr, self.b1, self.b2, self.eps = lr, beta_1, beta_2, epsilon
+        self.d, self.averaging, self.amsgrad = (
+            momentum_weight_decay, grad_averaging, amsgrad
+        )
+        self.m = None
+        self.v = self.v_max = 0.0
+
+    def step(self, theta, g, t):
+        g = clean(g)
+        norm2 = float(np.sum(g.astype(np.float64) ** 2))
+        self.v = norm2 if t == 1 else self.b2 * self.v + (1 - self.b2) * norm2
+        self.v_max = max(self.v_max, self.v)
+        v = self.v_max if self.amsgrad else self.v
+        direction = g / (f32(np.sqrt(v)) + f32(self.eps)) + f32(self.d) * theta
+        if self.averaging:
+            direction = (f32(1) - f32(self.b1)) * direction
+        if self.m is None:
+            self.m = np.zeros_like(g)
+        self.m = f32(self.b1) * self.m + direction
+        return theta - f32(self.lr) * self.m
+
+
 def clip_by_norm(g, clipnorm):
     norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
     return g * f32(clipnorm / max(norm, clipnorm))

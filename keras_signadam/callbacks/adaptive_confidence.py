@@ -1,0 +1,188 @@
+import math
+
+import keras
+import numpy as np
+
+from keras_signadam.callbacks import common
+from keras_signadam.optimizers import checks
+
+
+class AdaptiveConfidence(keras.callbacks.Callback):
+    """Adapts the signADAM++ confidence threshold delta during training.
+
+    Two mechanisms, each optional, usable together:
+
+    (a) Target-sparsity controller. Every `update_every` batches,
+
+            delta <- delta * exp(gain * (target - observed sparsity))
+
+        where `observed sparsity` is the optimizer's fraction of
+        zero-confidence gradient components in the last step. Too few
+        suppressed components raise delta, too many lower it. `target_sparsity`
+        is a number in [0, 1) or a function of the epoch returning one
+        (e.g. to suppress more as training proceeds); `None` turns the
+        controller off.
+
+    (b) Plateau rule. When `monitor` (default `val_loss`) has not improved
+        for `patience` epochs, `delta <- delta * factor`: once the model
+        stops improving, it keeps learning only from the components it is
+        most confident about. `patience=None` turns it off.
+
+    delta is always kept within `[min_threshold, max_threshold]` (a delta of
+    0 is started from `min_threshold`, since the multiplicative rule cannot
+    leave 0). The threshold is an optimizer variable, so nothing re-traces.
+    `threshold` and `sparsity` are written into `logs` every epoch, so
+    `History`, `CSVLogger` and `TensorBoard` show them (place this callback
+    before those). The full series of the controller's observations is kept
+    in `self.history` (`epoch`, `step`, `threshold`, and the `sparsity`
+    observed before that update). The `sparsity` written into `logs` is the
+    last step's.
+
+    Args:
+        target_sparsity: float in [0, 1), callable `epoch -> float`, or
+            `None` (controller off). Defaults to `None`.
+        update_every: Batches between controller updates. Defaults to `10`.
+        gain: Controller gain (> 0). Defaults to `1.0`.
+        monitor: Quantity for the plateau rule. Defaults to `"val_loss"`.
+        patience: Epochs without improvement before delta is multiplied by
+            `factor`; `None` turns the rule off. Defaults to `None`.
+        factor: Multiplier applied on a plateau (> 0). Defaults to `2.0`.
+        min_delta: Smallest change of `monitor` that counts as improvement.
+        mode: `"min"`, `"max"` or `"auto"` (max for names containing
+            "acc", else min).
+        min_threshold: Lower bound of delta (> 0). Defaults to `1e-6`.
+        max_threshold: Upper bound of delta. Defaults to `1.0`.
+        verbose: 1 prints plateau changes.
+    """
+
+    def __init__(
+        self,
+        target_sparsity=None,
+        update_every=10,
+        gain=1.0,
+        monitor="val_loss",
+        patience=None,
+        factor=2.0,
+        min_delta=0.0,
+        mode="auto",
+        min_threshold=1e-6,
+        max_threshold=1.0,
+        verbose=0,
+    ):
+        super().__init__()
+        if target_sparsity is not None and not callable(target_sparsity):
+            self._check_target(target_sparsity)
+        if not isinstance(update_every, int) or update_every < 1:
+            raise ValueError(
+                "Argument `update_every` must be an integer >= 1. "
+                f"Received: update_every={update_every!r}"
+            )
+        if patience is not None and (
+            not isinstance(patience, int) or patience < 0
+        ):
+            raise ValueError(
+                "Argument `patience` must be None or an integer >= 0. "
+                f"Received: patience={patience!r}"
+            )
+        self.gain = checks.check_positive("gain", gain)
+        self.factor = checks.check_positive("factor", factor)
+        self.min_delta = checks.check_non_negative("min_delta", min_delta)
+        self.min_threshold = checks.check_positive(
+            "min_threshold", min_threshold
+        )
+        self.max_threshold = checks.check_positive(
+            "max_threshold", max_threshold
+        )
+        if self.max_threshold < self.min_threshold:
+            raise ValueError(
+                "Argument `max_threshold` must be >= `min_threshold`. "
+                f"Received: max_threshold={max_threshold!r}, "
+                f"min_threshold={min_threshold!r}"
+            )
+        self.mode = checks.check_choice("mode", mode, ("auto", "min", "max"))
+        self.target_sparsity = target_sparsity
+        self.update_every = update_every
+        self.monitor = monitor
+        self.patience = patience
+        self.verbose = verbose
+        self.history = {"epoch": [], "step": [], "threshold": [],
+                        "sparsity": []}
+
+    @staticmethod
+    def _check_target(value):
+        value = checks.check_finite_number("target_sparsity", value)
+        if not 0.0 <= value < 1.0:
+            raise ValueError(
+                "Argument `target_sparsity` must be in [0, 1). "
+                f"Received: target_sparsity={value!r}"
+            )
+        return value
+
+    def _clip(self, value):
+        return min(max(value, self.min_threshold), self.max_threshold)
+
+    # -------------------------------------------------------------- hooks
+    def on_train_begin(self, logs=None):
+        self._optimizer = common.threshold_optimizer(
+            self.model, "AdaptiveConfidence"
+        )
+        self._epoch = 0
+        self._batches = 0
+        self._wait = 0
+        minimize = self.mode == "min" or (
+            self.mode == "auto" and "acc" not in self.monitor
+        )
+        self._better = (
+            (lambda a, b: a < b - self.min_delta) if minimize
+            else (lambda a, b: a > b + self.min_delta)
+        )
+        self._best = math.inf if minimize else -math.inf
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.target_sparsity is None:
+            return
+        self._batches += 1
+        if self._batches % self.update_every:
+            return
+        target = self.target_sparsity
+        if callable(target):
+            target = self._check_target(target(self._epoch))
+        observed = self._optimizer.sparsity
+        current = common.get_threshold(self._optimizer)
+        new = self._clip(
+            max(current, self.min_threshold)
+            * math.exp(self.gain * (target - observed))
+        )
+        common.set_threshold(self._optimizer, new)
+        self.history["epoch"].append(self._epoch)
+        self.history["step"].append(self._batches)
+        self.history["threshold"].append(new)
+        self.history["sparsity"].append(observed)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        if self.patience is not None:
+            self._plateau_rule(epoch, logs)
+        common.write_logs(logs, self._optimizer)
+
+    def _plateau_rule(self, epoch, logs):
+        value = logs.get(self.monitor)
+        if value is None or not np.isfinite(value):
+            return
+        if self._better(value, self._best):
+            self._best = value
+            self._wait = 0
+            return
+        self._wait += 1
+        if self._wait >= self.patience:
+            self._wait = 0
+            current = common.get_threshold(self._optimizer)
+            new = self._clip(max(current, self.min_threshold) * self.factor)
+            common.set_threshold(self._optimizer, new)
+            if self.verbose:
+                print(f"\nEpoch {epoch + 1}: {self.monitor} has not improved "
+                      f"for {self.patience} epochs; threshold "
+                      f"{current:.3g} -> {new:.3g}.")

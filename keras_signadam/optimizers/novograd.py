@@ -1,0 +1,159 @@
+import keras
+from keras import ops
+
+from keras_signadam.optimizers import base
+from keras_signadam.optimizers import checks
+
+# Largest finite float32: a layer's squared gradient norm is clamped to it,
+# so an enormous gradient gives a tiny step instead of an infinite state.
+_FLOAT32_MAX = 3.4028235e38
+
+
+@keras.saving.register_keras_serializable(package="keras_signadam")
+@base.fill_docstring
+class NovoGrad(base.Optimizer):
+    """NovoGrad: SGD with layer-wise second moments (Ginsburg et al., 2019).
+
+    The second moment is one scalar per variable tensor ("layer") l, not
+    one per weight, so the optimizer state is about half of Adam's. For a
+    tensor with gradient g_l and parameters theta_l:
+
+        v_l <- beta_2 * v_l + (1 - beta_2) * ||g_l||**2
+               (first step: v_l = ||g_l||**2)
+        m_l <- beta_1 * m_l + a * (g_l / (sqrt(v_l) + epsilon)
+                                   + momentum_weight_decay * theta_l)
+        theta_l <- theta_l - lr * m_l
+
+    with `a = 1 - beta_1` when `grad_averaging=True`, else `a = 1`. With
+    `amsgrad=True` the running maximum of v_l is used in the denominator.
+
+    NovoGrad's own decay, `momentum_weight_decay`, enters the momentum (it is
+    scaled by the normalized-gradient machinery above), which is not the
+    same as Keras's decoupled `weight_decay`; to keep the two from being
+    confused or applied twice, `weight_decay` is rejected here.
+
+    Args:
+        learning_rate: Defaults to `1e-3`.
+        beta_1: Momentum decay, in [0, 1). Defaults to `0.95`.
+        beta_2: Decay of the layer-wise second moment, in [0, 1). Defaults
+            to `0.98`.
+        epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
+        momentum_weight_decay: d >= 0 above. Defaults to `0.0`.
+        grad_averaging: Multiply the momentum input by `1 - beta_1`.
+            Defaults to `False`.
+        amsgrad: Use the running maximum of v_l. Defaults to `False`.
+        {{base_arguments}}
+
+    References:
+        - [Ginsburg et al., 2019, Stochastic Gradient Methods with
+          Layer-wise Adaptive Moments for Training of Deep Networks](
+          https://arxiv.org/abs/1905.11286)
+    """
+
+    def __init__(
+        self,
+        learning_rate=1e-3,
+        beta_1=0.95,
+        beta_2=0.98,
+        epsilon=1e-8,
+        momentum_weight_decay=0.0,
+        grad_averaging=False,
+        amsgrad=False,
+        jit_compile=True,
+        name="novograd",
+        **kwargs,
+    ):
+        if kwargs.get("weight_decay") is not None:
+            raise ValueError(
+                "NovoGrad applies its own decay inside the momentum: use "
+                "`momentum_weight_decay` instead of `weight_decay`. "
+                f"Received: weight_decay={kwargs['weight_decay']!r}"
+            )
+        beta_1 = checks.check_beta("beta_1", beta_1)
+        beta_2 = checks.check_beta("beta_2", beta_2)
+        epsilon = checks.check_positive("epsilon", epsilon)
+        momentum_weight_decay = checks.check_non_negative(
+            "momentum_weight_decay", momentum_weight_decay
+        )
+        checks.check_bool("grad_averaging", grad_averaging)
+        checks.check_bool("amsgrad", amsgrad)
+        super().__init__(
+            learning_rate=learning_rate,
+            jit_compile=jit_compile,
+            name=name,
+            **kwargs,
+        )
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.momentum_weight_decay = momentum_weight_decay
+        self.grad_averaging = grad_averaging
+        self.amsgrad = amsgrad
+        self.beta_1 = self.add_scalar_variable("beta_1", beta_1)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._momentums = self.add_state_variables(var_list, "momentum")
+        self._layer_velocities = self.add_state_variables(
+            var_list, "layer_velocity", shape=(), dtype="float32"
+        )
+        if self.amsgrad:
+            self._max_layer_velocities = self.add_state_variables(
+                var_list, "max_layer_velocity", shape=(), dtype="float32"
+            )
+
+    @staticmethod
+    def _squared_norm(g):
+        # Scaled by the largest magnitude, so 1e-30 does not underflow and
+        # 1e30 overflows only when the norm itself exceeds float32.
+        scale = ops.max(ops.abs(g))
+        safe = ops.where(scale > 0, scale, ops.ones_like(scale))
+        norm = scale * ops.sqrt(ops.sum(ops.square(g / safe)))
+        return ops.minimum(ops.square(norm), _FLOAT32_MAX)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = ops.cast(learning_rate, "float32")
+        g, _, nonfinite = self.prepare_gradient(gradient)
+        index = self._get_variable_index(variable)
+        m = self._momentums[index]
+        v = self._layer_velocities[index]
+        beta_1 = ops.cast(self.beta_1, "float32")
+
+        squared_norm = self._squared_norm(g)
+        v_new = ops.where(
+            ops.equal(self.iterations, 0),
+            squared_norm,
+            self.beta_2 * v + (1.0 - self.beta_2) * squared_norm,
+        )
+        denominator = v_new
+        if self.amsgrad:
+            v_max = self._max_layer_velocities[index]
+            denominator = ops.maximum(v_max, v_new)
+            self.assign(v_max, denominator)
+
+        theta = ops.cast(variable, "float32")
+        direction = g / (ops.sqrt(denominator) + self.epsilon)
+        if self.momentum_weight_decay:
+            direction = direction + self.momentum_weight_decay * theta
+        if self.grad_averaging:
+            direction = (1.0 - beta_1) * direction
+        m_new = beta_1 * ops.cast(m, "float32") + direction
+        self.write_variable(variable, theta - lr * m_new)
+        self.write_variable(m, m_new)
+        self.assign(v, v_new)
+        self.record_counts(variable, None, nonfinite)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "beta_1": float(ops.convert_to_numpy(self.beta_1)),
+                "beta_2": self.beta_2,
+                "epsilon": self.epsilon,
+                "momentum_weight_decay": self.momentum_weight_decay,
+                "grad_averaging": self.grad_averaging,
+                "amsgrad": self.amsgrad,
+            }
+        )
+        return config

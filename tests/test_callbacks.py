@@ -1,0 +1,201 @@
+"""AdaptiveConfidence and ConfidenceScheduler on real training."""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+
+import keras_signadam as ks
+from tests.conftest import small_model
+from tests.conftest import to_numpy
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return ks.datasets.load_digits()
+
+
+def compiled(optimizer, jit_compile=True, hidden=32):
+    model = small_model(hidden=hidden)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
+@pytest.mark.parametrize("start", [1e-5, 5e-2])
+def test_controller_reaches_target_sparsity_under_xla(start, digits):
+    (x, y), _ = digits
+    optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=start)
+    model = compiled(optimizer, jit_compile=True)
+    callback = ks.callbacks.AdaptiveConfidence(
+        target_sparsity=0.5, update_every=5, gain=2.0
+    )
+    history = model.fit(x, y, batch_size=32, epochs=6, verbose=0,
+                        callbacks=[callback])
+    observed = callback.history["sparsity"]
+    assert abs(observed[0] - 0.5) > 0.1  # it started away from the target
+    late = np.mean(observed[-len(observed) // 3:])
+    assert abs(late - 0.5) < 0.1, late
+    assert history.history["threshold"][-1] == pytest.approx(
+        float(to_numpy(optimizer.threshold))
+    )
+    assert len(history.history["sparsity"]) == 6
+
+
+def test_target_may_be_a_function_of_the_epoch(digits):
+    (x, y), _ = digits
+    optimizer = ks.SignAdamPP(threshold=1e-3)
+    epochs_seen = []
+
+    def target(epoch):
+        epochs_seen.append(epoch)
+        return 0.45 if epoch < 2 else 0.7
+
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=target,
+                                               update_every=4, gain=2.0)
+    compiled(optimizer).fit(x, y, batch_size=32, epochs=5, verbose=0,
+                            callbacks=[callback])
+    assert sorted(set(epochs_seen)) == [0, 1, 2, 3, 4]
+    epochs = np.array(callback.history["epoch"])
+    observed = np.array(callback.history["sparsity"])
+    assert abs(observed[epochs == 1].mean() - 0.45) < 0.1
+    assert abs(observed[epochs == 4].mean() - 0.7) < 0.1
+
+
+class _ConstantLog(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        logs["stuck"] = 1.0
+
+
+def test_plateau_rule_raises_threshold_within_bounds():
+    x = np.random.default_rng(0).uniform(size=(64, 8, 8, 1))
+    y = np.arange(64) % 10
+    optimizer = ks.SignAdamPP(threshold=1e-3)
+    callback = ks.callbacks.AdaptiveConfidence(
+        monitor="stuck", patience=2, factor=3.0, max_threshold=2e-2
+    )
+    history = compiled(optimizer).fit(
+        x, y, epochs=9, verbose=0, callbacks=[_ConstantLog(), callback]
+    )
+    # Epoch 0 sets the best value; the rule fires after 2 more epochs
+    # without improvement (epochs 2, 4, 6, 8), and stops at the bound.
+    expected = [1e-3, 1e-3, 3e-3, 3e-3, 9e-3, 9e-3, 2e-2, 2e-2, 2e-2]
+    np.testing.assert_allclose(history.history["threshold"], expected,
+                               rtol=1e-6)
+
+
+def test_plateau_rule_waits_while_monitor_improves():
+    values = iter([5.0, 4.0, 3.0, 2.0])
+
+    class Improving(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["metric"] = next(values)
+
+    x = np.zeros((8, 8, 8, 1))
+    y = np.zeros(8)
+    optimizer = ks.SignSGD(threshold=1e-3)
+    history = compiled(optimizer).fit(
+        x, y, epochs=4, verbose=0,
+        callbacks=[Improving(), ks.callbacks.AdaptiveConfidence(
+            monitor="metric", patience=0)],
+    )
+    assert history.history["threshold"] == pytest.approx([1e-3] * 4)
+
+
+def test_scheduler_sets_the_exact_value_and_logs_to_csv(tmp_path, digits):
+    (x, y), _ = digits
+    optimizer = ks.SignAdamPP()
+    values = [3e-4, 1e-3, 2.5e-3]
+    log_file = tmp_path / "log.csv"
+    history = compiled(optimizer).fit(
+        x[:256], y[:256], epochs=3, verbose=0,
+        callbacks=[
+            ks.callbacks.ConfidenceScheduler(lambda epoch, _: values[epoch]),
+            keras.callbacks.CSVLogger(str(log_file)),
+        ],
+    )
+    assert history.history["threshold"] == pytest.approx(values, rel=1e-6)
+    rows = list(csv.DictReader(open(log_file)))
+    assert [float(r["threshold"]) for r in rows] == pytest.approx(values,
+                                                                  rel=1e-6)
+    assert all(0.0 <= float(r["sparsity"]) <= 1.0 for r in rows)
+
+
+def count_calls(obj, name, counter):
+    original = getattr(obj, name)
+
+    def counted(*args, **kwargs):
+        counter[name] = counter.get(name, 0) + 1
+        return original(*args, **kwargs)
+
+    setattr(obj, name, counted)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_changing_threshold_never_retraces(jit_compile, digits):
+    # Python code of a traced function runs only while tracing, so these
+    # counts are trace counts.
+    (x, y), _ = digits
+    model = compiled(ks.SignAdamPP(), jit_compile=jit_compile)
+    traces = {}
+    count_calls(model, "train_step", traces)
+    count_calls(model.optimizer, "update_step", traces)
+    model.fit(x[:128], y[:128], batch_size=32, epochs=1, verbose=0)
+    after_first_fit = dict(traces)
+    assert after_first_fit["train_step"] >= 1
+    model.fit(
+        x[:256], y[:256], batch_size=32, epochs=3, verbose=0,
+        callbacks=[
+            ks.callbacks.ConfidenceScheduler(lambda e, d: 1e-4 * (e + 1)),
+            ks.callbacks.AdaptiveConfidence(target_sparsity=0.5,
+                                            update_every=1),
+        ],
+    )
+    assert traces == after_first_fit
+    assert float(to_numpy(model.optimizer.threshold)) != 3e-4
+
+
+def test_callbacks_reject_optimizers_without_threshold():
+    model = compiled(keras.optimizers.Adam())
+    with pytest.raises(ValueError, match="AdaptiveConfidence"):
+        model.fit(np.zeros((4, 8, 8, 1)), np.zeros(4), verbose=0,
+                  callbacks=[ks.callbacks.AdaptiveConfidence(0.5)])
+
+
+def test_works_through_loss_scale_optimizer():
+    optimizer = keras.optimizers.LossScaleOptimizer(ks.SignAdamPP())
+    history = compiled(optimizer).fit(
+        np.random.default_rng(0).uniform(size=(64, 8, 8, 1)),
+        np.arange(64) % 10, epochs=2, verbose=0,
+        callbacks=[ks.callbacks.ConfidenceScheduler(lambda e, d: 2e-3)],
+    )
+    assert history.history["threshold"] == pytest.approx([2e-3, 2e-3])
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(target_sparsity=1.5), "target_sparsity"),
+    (dict(update_every=0), "update_every"),
+    (dict(gain=-1.0), "gain"),
+    (dict(patience=-1), "patience"),
+    (dict(factor=0.0), "factor"),
+    (dict(min_threshold=1e-2, max_threshold=1e-3), "max_threshold"),
+    (dict(mode="up"), "mode"),
+])
+def test_bad_callback_arguments(kwargs, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        ks.callbacks.AdaptiveConfidence(**kwargs)
+    with pytest.raises(ValueError, match="`schedule`"):
+        ks.callbacks.ConfidenceScheduler(0.5)
+
+
+def test_scheduler_rejects_negative_values():
+    model = compiled(ks.SignAdamPP())
+    with pytest.raises(ValueError, match="schedule"):
+        model.fit(np.zeros((4, 8, 8, 1)), np.zeros(4), verbose=0,
+                  callbacks=[ks.callbacks.ConfidenceScheduler(
+                      lambda e, d: -1.0)])
