@@ -199,3 +199,10 @@ def test_scheduler_rejects_negative_values():
         model.fit(np.zeros((4, 8, 8, 1)), np.zeros(4), verbose=0,
                   callbacks=[ks.callbacks.ConfidenceScheduler(
                       lambda e, d: -1.0)])
+
+
+def test_controller_needs_statistics():
+    model = compiled(ks.SignAdamPP(track_statistics=False))
+    with pytest.raises(ValueError, match="track_statistics"):
+        model.fit(np.zeros((4, 8, 8, 1)), np.zeros(4), verbose=0,
+                  callbacks=[ks.callbacks.AdaptiveConfidence(0.5)])

@@ -63,3 +63,33 @@ def test_training_continues_after_nan_batch():
     assert model.optimizer.nonfinite_count > 0
     history = model.fit(x, y, batch_size=8, epochs=3, verbose=0)
     assert np.isfinite(history.history["loss"][-1])
+
+
+@pytest.mark.parametrize("cls", ALL + [ks.NovoGrad])
+def test_without_statistics_nonfinite_is_still_skipped(cls):
+    tracked = cls(learning_rate=1e-2)
+    untracked = cls(learning_rate=1e-2, track_statistics=False)
+    g = np.array([np.nan, 1e-2, -np.inf, 3e-3], "float32")
+    a, b = keras.Variable(np.ones(4, "float32")), keras.Variable(
+        np.ones(4, "float32"))
+    for _ in range(3):
+        tracked.apply([g], [a])
+        untracked.apply([g], [b])
+    np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+    assert np.all(np.isfinite(to_numpy(b)))
+    assert untracked.nonfinite_count is None
+    assert untracked.sparsity is None
+    assert tracked.nonfinite_count == 6
+
+
+def test_counts_are_exact_beyond_float32_integer_range():
+    # More than 2**24 components: float32 cannot count them one by one.
+    n = 2**24 + 5
+    g = np.full(n, 1e-2, "float32")
+    g[:7] = np.nan
+    g[7:1000] = 0.0
+    optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=1e-3)
+    variable = keras.Variable(np.zeros(n, "float32"))
+    optimizer.apply([g], [variable])
+    assert optimizer.nonfinite_count == 7
+    assert optimizer.sparsity == pytest.approx(1000 / n, abs=0)

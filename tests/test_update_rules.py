@@ -143,16 +143,6 @@ def test_sparsity_counts_zero_confidence(case):
     assert optimizer.sparsity == pytest.approx(zeros / total)
 
 
-def test_plain_and_xla_paths_agree():
-    thetas, grads = make_problem(3, np.float32)
-    for cls, _, kwargs in CASES.values():
-        fast = apply_steps(cls(jit_compile=True, **kwargs), thetas, grads,
-                           "float32")
-        plain = apply_steps(cls(jit_compile=False, **kwargs), thetas, grads,
-                            "float32")
-        for a, b in zip(fast, plain):
-            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-
 
 def test_annealed_beta_1_keeps_exact_bias_correction():
     thetas, grads = make_problem(11, np.float32)

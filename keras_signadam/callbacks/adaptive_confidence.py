@@ -126,6 +126,14 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         self._optimizer = common.threshold_optimizer(
             self.model, "AdaptiveConfidence"
         )
+        if self.target_sparsity is not None and (
+            self._optimizer.sparsity is None
+        ):
+            raise ValueError(
+                "`AdaptiveConfidence(target_sparsity=...)` reads the "
+                "optimizer's sparsity, which is not counted when the "
+                "optimizer is built with `track_statistics=False`."
+            )
         self._epoch = 0
         self._batches = 0
         self._wait = 0

@@ -39,5 +39,5 @@ def write_logs(logs, optimizer):
         return
     logs["threshold"] = get_threshold(optimizer)
     sparsity = optimizer.sparsity
-    if sparsity is not None:
+    if sparsity is not None:  # None when statistics are not tracked
         logs["sparsity"] = float(sparsity)

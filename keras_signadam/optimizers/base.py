@@ -26,6 +26,7 @@ import keras
 from keras import ops
 
 from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import reductions
 
 LOW_PRECISION = ("float16", "bfloat16")
 
@@ -36,11 +37,16 @@ def state_dtype(variable):
     return "float32" if dtype in LOW_PRECISION else dtype
 
 
-BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA on the
-            TensorFlow backend when the surrounding train step is not
+BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA on
+            the TensorFlow backend when the surrounding train step is not
             already XLA-compiled. Defaults to `True`; `False` runs plain ops.
         weight_decay: Decoupled weight decay lambda, applied as
             `theta <- theta - learning_rate * lambda * theta`.
+        track_statistics: Whether each step counts the zero-confidence
+            (`sparsity`) and non-finite (`nonfinite_count`) gradient
+            components. Costs one extra read of the gradient per step;
+            `False` skips it (non-finite components are still skipped).
+            Defaults to `True`.
         clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
         ema_overwrite_frequency, loss_scale_factor,
         gradient_accumulation_steps, name: As in
@@ -68,14 +74,17 @@ class Optimizer(keras.optimizers.Optimizer):
     # Subclasses that zero some gradient components set this to True.
     tracks_sparsity = False
 
-    def __init__(self, learning_rate, jit_compile=True, **kwargs):
+    def __init__(self, learning_rate, jit_compile=True,
+                 track_statistics=True, **kwargs):
         checks.check_learning_rate(learning_rate)
+        checks.check_bool("track_statistics", track_statistics)
         checks.check_optional_non_negative(
             "weight_decay", kwargs.get("weight_decay")
         )
         checks.check_bool("jit_compile", jit_compile)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.jit_compile = jit_compile
+        self.track_statistics = track_statistics
         self._xla_updates = _FunctionCache()
 
     # ----------------------------------------------------------- variables
@@ -144,15 +153,10 @@ class Optimizer(keras.optimizers.Optimizer):
 
     # ------------------------------------------------------ update helpers
     def prepare_gradient(self, gradient):
-        """Dense float32 gradient with non-finite components zeroed.
-
-        Returns ``(gradient, finite_mask, nonfinite_count)``.
-        """
-        gradient = ops.cast(ops.convert_to_tensor(gradient), "float32")
-        finite = ops.isfinite(gradient)
-        nonfinite = ops.sum(ops.cast(ops.logical_not(finite), "int32"))
-        gradient = ops.where(finite, gradient, ops.zeros_like(gradient))
-        return gradient, finite, nonfinite
+        """Returns ``(clean, raw)``: the dense float32 gradient with
+        non-finite components zeroed, and as it came (for the counts)."""
+        raw = ops.cast(ops.convert_to_tensor(gradient), "float32")
+        return ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)), raw
 
     def decayed_value(self, variable, learning_rate):
         """float32 value of `variable` after decoupled weight decay."""
@@ -165,20 +169,49 @@ class Optimizer(keras.optimizers.Optimizer):
     def write_variable(self, variable, value):
         self.assign(variable, ops.cast(value, variable.dtype))
 
-    def record_counts(self, variable, zero_confidence, nonfinite):
+    def record_statistics(self, variable, raw_gradient, zero_confidence=None):
+        """Counts zero-confidence and non-finite gradient components.
+
+        `zero_confidence` is a float tensor, 1 where the component had zero
+        confidence (non-finite ones included), or `None` for optimizers
+        without a confidence function.
+
+        XLA on CPU does not fuse a reduction into the element-wise update,
+        so each count is an extra pass over the gradient. The common case
+        needs one: the indicator plus `0 * raw_gradient` sums to NaN exactly
+        when a component is non-finite, and only then are both counted
+        separately.
+        """
+        if not self.track_statistics:
+            return
         counters = self._counters[self._get_variable_index(variable)]
         if counters is None:
             return
         dtype = counters.dtype
-        if zero_confidence is None:
-            zero_confidence = ops.zeros((), dtype)
+        nonfinite = ops.logical_not(ops.isfinite(raw_gradient))
+
+        def separate_counts():
+            zeros = (
+                ops.zeros((), "int32") if zero_confidence is None
+                else reductions.count(zero_confidence)
+            )
+            return zeros, reductions.count(ops.cast(nonfinite, "float32"))
+
+        indicator = (
+            ops.zeros_like(raw_gradient) if zero_confidence is None
+            else zero_confidence
+        )
+        rows = reductions.row_sums(indicator + raw_gradient * 0.0)
+        zeros, bad = ops.cond(
+            ops.all(ops.isfinite(rows)),
+            lambda: (ops.sum(ops.cast(rows, "int32")),
+                     ops.zeros((), "int32")),
+            separate_counts,
+        )
         self.assign(
             counters,
             ops.stack(
-                [
-                    ops.cast(zero_confidence, dtype),
-                    counters[1] + ops.cast(nonfinite, dtype),
-                ]
+                [ops.cast(zeros, dtype), counters[1] + ops.cast(bad, dtype)]
             ),
         )
 
@@ -191,8 +224,9 @@ class Optimizer(keras.optimizers.Optimizer):
     def sparsity(self):
         """Fraction of gradient components with zero confidence in the last
         update of each variable (0 before the first step; `None` for
-        optimizers without a confidence function)."""
-        if not self.tracks_sparsity:
+        optimizers without a confidence function, or when
+        `track_statistics=False`)."""
+        if not self.tracks_sparsity or not self.track_statistics:
             return None
         if not self.built:
             return 0.0
@@ -208,7 +242,10 @@ class Optimizer(keras.optimizers.Optimizer):
 
     @property
     def nonfinite_count(self):
-        """Total number of non-finite gradient components skipped."""
+        """Total number of non-finite gradient components skipped (`None`
+        when `track_statistics=False`; they are skipped all the same)."""
+        if not self.track_statistics:
+            return None
         if not self.built:
             return 0
         return sum(
@@ -273,4 +310,5 @@ class Optimizer(keras.optimizers.Optimizer):
     def get_config(self):
         config = super().get_config()
         config["jit_compile"] = self.jit_compile
+        config["track_statistics"] = self.track_statistics
         return config

@@ -16,7 +16,11 @@ Non-finite components have been replaced by zero before these functions run
 (see `base.Optimizer`), so they get zero confidence like any zero gradient.
 """
 
+import math
+
 from keras import ops
+
+from keras_signadam.optimizers import reductions
 
 CONFIDENCE_KINDS = ("hard", "soft")
 THRESHOLD_MODES = ("absolute", "relative")
@@ -26,14 +30,11 @@ _TINY = 1.1754944e-38
 
 
 def root_mean_square(g):
-    """RMS of a float32 tensor without overflow or underflow.
-
-    Squaring 1e30 overflows float32 and squaring 1e-30 underflows to zero,
-    so the tensor is scaled by its largest magnitude first.
-    """
-    scale = ops.max(ops.abs(g))
-    safe_scale = ops.where(scale > 0, scale, ops.ones_like(scale))
-    return scale * ops.sqrt(ops.mean(ops.square(g / safe_scale)))
+    """RMS of a float32 tensor, without overflow or underflow."""
+    size = math.prod(g.shape)
+    if size == 0:
+        return ops.zeros((), g.dtype)
+    return reductions.l2_norm(g) / math.sqrt(size)
 
 
 def effective_threshold(g, threshold, mode):
@@ -53,10 +54,10 @@ def confidence(g, threshold, kind="hard", mode="absolute"):
 
 
 def confident_sign(g, threshold, kind="hard", mode="absolute"):
-    """Returns ``(c * sign(g), number of zero-confidence components)``."""
+    """Returns ``(c * sign(g), zero-confidence indicator)``; the indicator
+    is 1.0 where c is 0 (it is only evaluated if statistics are counted)."""
     c = confidence(g, threshold, kind, mode)
-    zero_confidence = ops.sum(ops.cast(ops.equal(c, 0.0), "int32"))
-    return c * ops.sign(g), zero_confidence
+    return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
 
 
 def bias_corrected_ratio(m, v, beta_1_product, beta_2_product, epsilon):

@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import reductions
 
 # Largest finite float32: a layer's squared gradient norm is clamped to it,
 # so an enormous gradient gives a tiny step instead of an infinite state.
@@ -103,24 +104,17 @@ class NovoGrad(base.Optimizer):
                 var_list, "max_layer_velocity", shape=(), dtype="float32"
             )
 
-    @staticmethod
-    def _squared_norm(g):
-        # Scaled by the largest magnitude, so 1e-30 does not underflow and
-        # 1e30 overflows only when the norm itself exceeds float32.
-        scale = ops.max(ops.abs(g))
-        safe = ops.where(scale > 0, scale, ops.ones_like(scale))
-        norm = scale * ops.sqrt(ops.sum(ops.square(g / safe)))
-        return ops.minimum(ops.square(norm), _FLOAT32_MAX)
-
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, "float32")
-        g, _, nonfinite = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient)
         index = self._get_variable_index(variable)
         m = self._momentums[index]
         v = self._layer_velocities[index]
         beta_1 = ops.cast(self.beta_1, "float32")
 
-        squared_norm = self._squared_norm(g)
+        squared_norm = ops.minimum(
+            ops.square(reductions.l2_norm(g)), _FLOAT32_MAX
+        )
         v_new = ops.where(
             ops.equal(self.iterations, 0),
             squared_norm,
@@ -142,7 +136,7 @@ class NovoGrad(base.Optimizer):
         self.write_variable(variable, theta - lr * m_new)
         self.write_variable(m, m_new)
         self.assign(v, v_new)
-        self.record_counts(variable, None, nonfinite)
+        self.record_statistics(variable, raw)
 
     def get_config(self):
         config = super().get_config()

@@ -79,13 +79,13 @@ class SignAdam(base.Optimizer):
     tracks_sparsity = True
 
     def signal(self, g):
-        """The signed input of the moments and its zero-component count."""
+        """The signed input of the moments and its zero indicator."""
         s = ops.sign(g)
-        return s, ops.sum(ops.cast(ops.equal(s, 0.0), "int32"))
+        return s, ops.cast(ops.equal(s, 0.0), g.dtype)
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, "float32")
-        g, _, nonfinite = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient)
         s, zeros = self.signal(g)
 
         index = self._get_variable_index(variable)
@@ -111,7 +111,7 @@ class SignAdam(base.Optimizer):
         self.write_variable(m, m_new)
         self.write_variable(v, v_new)
         self.assign(beta_1_product, product_new)
-        self.record_counts(variable, zeros, nonfinite)
+        self.record_statistics(variable, raw, zeros)
 
     def get_config(self):
         config = super().get_config()

@@ -63,10 +63,10 @@ class SignSGD(base.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, "float32")
-        g, finite, nonfinite = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient)
         if self.coupled_weight_decay:
             g = ops.where(
-                finite,
+                ops.isfinite(raw),
                 g + self.coupled_weight_decay * ops.cast(variable, "float32"),
                 ops.zeros_like(g),
             )
@@ -75,7 +75,7 @@ class SignSGD(base.Optimizer):
         )
         theta = self.decayed_value(variable, learning_rate)
         self.write_variable(variable, theta - lr * step)
-        self.record_counts(variable, zeros, nonfinite)
+        self.record_statistics(variable, raw, zeros)
 
     def get_config(self):
         config = super().get_config()

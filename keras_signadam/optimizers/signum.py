@@ -56,14 +56,14 @@ class Signum(base.Optimizer):
 
     def update_step(self, gradient, variable, learning_rate):
         lr = ops.cast(learning_rate, "float32")
-        g, _, nonfinite = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient)
         beta = ops.cast(self.momentum, "float32")
         m = self._momentums[self._get_variable_index(variable)]
         m_new = beta * ops.cast(m, "float32") + (1.0 - beta) * g
         theta = self.decayed_value(variable, learning_rate)
         self.write_variable(variable, theta - lr * ops.sign(m_new))
         self.write_variable(m, m_new)
-        self.record_counts(variable, None, nonfinite)
+        self.record_statistics(variable, raw)
 
     def get_config(self):
         config = super().get_config()

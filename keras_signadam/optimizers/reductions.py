@@ -1,0 +1,58 @@
+"""Full reductions that run at memory speed inside XLA on CPU.
+
+XLA:CPU emits a full reduction of an element-wise expression as a
+single-threaded loop, but lowers a dot product to a multithreaded matrix
+kernel. So a tensor is summed as row sums of a matrix product with a vector
+of ones (rows of 1024), and the few leftover components with a plain sum
+(measured in `benchmarks/update_step.py`: NovoGrad's update on 10M
+parameters went from 19.9 to 14.2 ms, Signum's from 11.6 to 9.3 ms). Rows
+of 0/1 indicators sum exactly in float32; NaN and Inf propagate.
+"""
+
+import math
+
+from keras import ops
+
+ROW = 1024
+
+
+def row_sums(x):
+    """Row sums of float32 `x` flattened into rows of `ROW` (the leftover
+    components form a last, shorter row)."""
+    flat = ops.reshape(x, (-1,))
+    n = math.prod(x.shape)
+    full = n // ROW
+    parts = []
+    if full:
+        matrix = ops.reshape(flat[: full * ROW], (full, ROW))
+        ones = ops.ones((ROW, 1), dtype=x.dtype)
+        parts.append(ops.reshape(ops.matmul(matrix, ones), (-1,)))
+    if n - full * ROW:
+        parts.append(ops.reshape(ops.sum(flat[full * ROW:]), (1,)))
+    if not parts:
+        return ops.zeros((1,), dtype=x.dtype)
+    return parts[0] if len(parts) == 1 else ops.concatenate(parts)
+
+
+def count(indicator):
+    """Exact int32 number of ones in a float32 0/1 tensor."""
+    return ops.sum(ops.cast(row_sums(indicator), "int32"))
+
+
+def l2_norm(g):
+    """Euclidean norm of float32 `g` without spurious overflow/underflow.
+
+    The direct sum of squares is used when it is finite and positive; only
+    when it overflows (components beyond about 1e19) or is zero (all
+    components zero, or so small their squares underflow) is the tensor
+    rescaled by its largest magnitude first.
+    """
+    direct = ops.sum(row_sums(ops.square(g)))
+
+    def rescaled():
+        scale = ops.max(ops.abs(g))
+        safe = ops.where(scale > 0, scale, ops.ones_like(scale))
+        return scale * ops.sqrt(ops.sum(row_sums(ops.square(g / safe))))
+
+    usable = ops.logical_and(ops.isfinite(direct), direct > 0.0)
+    return ops.cond(usable, lambda: ops.sqrt(direct), rescaled)
