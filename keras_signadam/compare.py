@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 import keras_signadam as ks
+from keras_signadam.models import mlp
 
 
 def _sgd_momentum(learning_rate):
@@ -23,21 +24,11 @@ OPTIMIZERS = {
     "SignAdam": (lambda lr: ks.SignAdam(learning_rate=lr), 1e-3),
     "Signum": (lambda lr: ks.Signum(learning_rate=lr), 1e-3),
     "SignSGD": (lambda lr: ks.SignSGD(learning_rate=lr), 1e-3),
+    "NovoGrad": (lambda lr: ks.NovoGrad(learning_rate=lr), 1e-2),
     "Adam": (lambda lr: keras.optimizers.Adam(learning_rate=lr), 1e-3),
     "SGD-momentum": (_sgd_momentum, 1e-2),
     "Lion": (lambda lr: keras.optimizers.Lion(learning_rate=lr), 3e-4),
 }
-
-
-def mlp(input_shape, num_classes):
-    return keras.Sequential(
-        [
-            keras.Input(input_shape),
-            keras.layers.Flatten(),
-            keras.layers.Dense(128, activation="relu"),
-            keras.layers.Dense(num_classes),
-        ]
-    )
 
 
 class _EpochRecorder(keras.callbacks.Callback):
@@ -125,3 +116,32 @@ def format_table(results):
 def write_json(results, path, **metadata):
     with open(path, "w", encoding="utf-8") as f:
         json.dump({"metadata": metadata, "results": results}, f, indent=2)
+
+
+def plot_curves(results, path, title=""):
+    """PNG with loss and accuracy per epoch for every optimizer (train
+    solid, test dashed). Needs matplotlib (the `plots` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for i, (name, r) in enumerate(results.items()):
+        color = f"C{i % 10}"
+        h = r["history"]
+        epochs = range(1, len(h["loss"]) + 1)
+        loss_axis.plot(epochs, h["loss"], color=color, label=name)
+        loss_axis.plot(epochs, h["val_loss"], color=color, linestyle="--")
+        acc_axis.plot(epochs, h["accuracy"], color=color, label=name)
+        acc_axis.plot(epochs, h["val_accuracy"], color=color, linestyle="--")
+    loss_axis.set(xlabel="epoch", ylabel="loss", yscale="log",
+                  title="loss (train solid, test dashed)")
+    acc_axis.set(xlabel="epoch", ylabel="accuracy",
+                 title="accuracy (train solid, test dashed)")
+    acc_axis.legend(loc="lower right", fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
