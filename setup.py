@@ -24,7 +24,8 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib"],
-        "test": ["pytest", "matplotlib"],
+        # jax runs the JAX-backend example and tests.
+        "test": ["pytest", "matplotlib", "jax[cpu]"],
     },
     entry_points={
         "console_scripts": ["keras-signadam=keras_signadam.cli:main"],

@@ -6,6 +6,7 @@
 
 from keras_signadam import callbacks
 from keras_signadam import datasets
+from keras_signadam import models
 from keras_signadam import optimizers
 from keras_signadam.optimizers import NovoGrad
 from keras_signadam.optimizers import SignAdam
@@ -23,5 +24,6 @@ __all__ = [
     "Signum",
     "callbacks",
     "datasets",
+    "models",
     "optimizers",
 ]

@@ -111,9 +111,10 @@ def test_bad_input_exits_2_with_one_line(args, message, tmp_path, capsys):
 
 
 def test_console_script_help():
-    result = subprocess.run([sys.executable, "-m", "keras_signadam",
-                             "compare", "--help"], capture_output=True,
-                            text=True, timeout=300)
+    script = os.path.join(os.path.dirname(sys.executable), "keras-signadam")
+    assert os.path.exists(script), "package not installed with its script"
+    result = subprocess.run([script, "compare", "--help"],
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0
     assert "--dataset" in result.stdout and "--learning-rates" in (
         result.stdout)

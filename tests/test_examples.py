@@ -1,0 +1,50 @@
+"""Every script in examples/ runs and does what it says."""
+
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_example(name, *args, backend=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    env.pop("KERAS_BACKEND", None)
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", name), *args],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def numbers_after(label, text):
+    return [float(v) for v in re.findall(label + r" ([0-9.e+-]+)", text)]
+
+
+def test_custom_training_loop():
+    out = run_example("custom_training_loop.py", "--epochs", "3")
+    accuracies = numbers_after("test accuracy", out)
+    assert len(accuracies) == 3 and accuracies[-1] > 0.85
+    assert all(0 < s < 1 for s in numbers_after("sparsity", out))
+
+
+def test_mixed_precision():
+    out = run_example("mixed_precision.py", "--epochs", "3")
+    assert numbers_after("test accuracy", out)[-1] > 0.85
+    assert "weights float32, compute float16" in out
+
+
+def test_save_and_resume_matches_uninterrupted():
+    out = run_example("save_and_resume.py", "--epochs", "4")
+    assert numbers_after("uninterrupted:", out) == [0.0]
+
+
+def test_jax_backend():
+    out = run_example("jax_backend.py", "--epochs", "3", backend="jax")
+    assert "Keras backend: jax" in out
+    for name in ("SignAdamPP", "NovoGrad", "Signum"):
+        assert numbers_after(f"{name}: test accuracy", out)[0] > 0.8
