@@ -1,0 +1,131 @@
+"""Child process for the interruption tests.
+
+    interrupted_training.py MODE OPTIMIZER WORKDIR [--pause-at EPOCH:BATCH]
+
+MODE `fit` trains with `model.fit` and `keras.callbacks.BackupAndRestore`
+(a backup every epoch); MODE `loop` trains a custom loop with a
+`tf.train.CheckpointManager` (a checkpoint every 5 steps). Either way the
+run resumes from WORKDIR's backup if there is one. With --pause-at the
+process prints PAUSED and sleeps at that point (epoch and batch, 0-based;
+for `loop`, the global step), so the parent can kill it mid-epoch at a
+moment far from any save. At the end the weights and every optimizer
+variable are written to WORKDIR/final.npz.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_signadam as ks  # noqa: E402
+
+EPOCHS = 4
+BATCH = 64
+OPTIMIZERS = {
+    "SignSGD": lambda: ks.SignSGD(2e-3, threshold=1e-4),
+    "Signum": lambda: ks.Signum(2e-3),
+    "SignAdam": lambda: ks.SignAdam(2e-3, weight_decay=1e-3),
+    "SignAdamPP": lambda: ks.SignAdamPP(2e-3),
+    "NovoGrad": lambda: ks.NovoGrad(1e-2),
+}
+
+
+def pause():
+    print("PAUSED", flush=True)
+    time.sleep(600)
+
+
+def build(name):
+    keras.utils.set_random_seed(0)
+    model = ks.models.mlp((8, 8, 1), 10, width=32)
+    model.compile(
+        optimizer=OPTIMIZERS[name](),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.build((None, 8, 8, 1))
+    return model
+
+
+class PauseAt(keras.callbacks.Callback):
+    def __init__(self, epoch, batch):
+        super().__init__()
+        self.target = (epoch, batch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.epoch, batch) == self.target:
+            pause()
+
+
+def run_fit(model, x, y, workdir, pause_at):
+    callbacks = [keras.callbacks.BackupAndRestore(
+        os.path.join(workdir, "backup"), double_checkpoint=True,
+        delete_checkpoint=False)]
+    if pause_at:
+        callbacks.append(PauseAt(*pause_at))
+    model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, shuffle=False,
+              verbose=0, callbacks=callbacks)
+
+
+def run_loop(model, x, y, workdir, pause_at):
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    loss_fn = model.loss
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(
+        checkpoint, os.path.join(workdir, "ckpt"), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+
+    @tf.function
+    def train_step(xb, yb):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(yb, model(xb, training=True))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply(grads, model.trainable_variables)
+
+    steps_per_epoch = -(-len(x) // BATCH)
+    total = EPOCHS * steps_per_epoch
+    # The data order is a function of the step, so a restored run sees
+    # exactly the batches the uninterrupted one would.
+    while (step := int(optimizer.iterations.numpy())) < total:
+        start = (step % steps_per_epoch) * BATCH
+        train_step(x[start:start + BATCH], y[start:start + BATCH])
+        if (step + 1) % 5 == 0:
+            manager.save(checkpoint_number=step + 1)
+        if pause_at and step == pause_at[1]:
+            pause()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("mode", choices=["fit", "loop"])
+    parser.add_argument("optimizer", choices=list(OPTIMIZERS))
+    parser.add_argument("workdir")
+    parser.add_argument("--pause-at", default=None)
+    args = parser.parse_args()
+    pause_at = (tuple(int(v) for v in args.pause_at.split(":"))
+                if args.pause_at else None)
+    (x, y), _ = ks.datasets.load_digits()
+    x, y = x[:640], y[:640]
+    model = build(args.optimizer)
+    run = run_fit if args.mode == "fit" else run_loop
+    run(model, x, y, args.workdir, pause_at)
+    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v)
+                   for i, v in enumerate(model.optimizer.variables)})
+    np.savez(os.path.join(args.workdir, "final.npz"), **arrays)
+    print("DONE", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

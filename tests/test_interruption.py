@@ -1,0 +1,71 @@
+"""A run killed with SIGKILL mid-epoch and restarted ends exactly where an
+uninterrupted run ends: weights and every optimizer variable."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPT = os.path.join(ROOT, "tests", "scripts", "interrupted_training.py")
+OPTIMIZERS = ["SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad"]
+
+
+def child(mode, optimizer, workdir, *extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, mode, optimizer, str(workdir), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def finish(process):
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "DONE" in stdout
+
+
+def kill_when_paused(process):
+    try:
+        for line in process.stdout:
+            if line.strip() == "PAUSED":
+                break
+        else:
+            raise AssertionError(
+                "child ended before pausing: " + process.stderr.read()[-3000:])
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def load(workdir):
+    with np.load(os.path.join(workdir, "final.npz")) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.parametrize("mode,pause", [("fit", "2:3"), ("loop", "0:23")])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_killed_and_resumed_equals_uninterrupted(optimizer, mode, pause,
+                                                 tmp_path):
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    straight.mkdir()
+    broken.mkdir()
+    reference = child(mode, optimizer, straight)
+    victim = child(mode, optimizer, broken, "--pause-at", pause)
+    kill_when_paused(victim)
+    finish(reference)
+    assert not (broken / "final.npz").exists()
+    finish(child(mode, optimizer, broken))
+
+    expected, got = load(straight), load(broken)
+    assert expected.keys() == got.keys()
+    assert any(k.startswith("optimizer_") for k in got)
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
