@@ -78,6 +78,13 @@ class Optimizer(keras.optimizers.Optimizer):
                  track_statistics=True, **kwargs):
         checks.check_learning_rate(learning_rate)
         checks.check_bool("track_statistics", track_statistics)
+        # Keras accepts these unchecked; a string here would fail only
+        # inside the train step, far from its cause.
+        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
+            if kwargs.get(name) is not None:
+                checks.check_positive(name, kwargs[name])
+        if kwargs.get("use_ema"):
+            checks.check_bool("use_ema", kwargs["use_ema"])
         checks.check_optional_non_negative(
             "weight_decay", kwargs.get("weight_decay")
         )

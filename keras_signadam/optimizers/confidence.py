@@ -60,13 +60,44 @@ def confident_sign(g, threshold, kind="hard", mode="absolute"):
     return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
 
 
-def bias_corrected_ratio(m, v, beta_1_product, beta_2_product, epsilon):
-    """Adam's ``m_hat / (sqrt(v_hat) + epsilon)``.
+# Below this a decay's logarithm is clamped: exp(-100) is far under the
+# smallest float32, and -inf (from beta = 0) would make the sum NaN.
+_LOG_FLOOR = -100.0
 
-    ``beta_1_product`` is the running product of beta_1 over the steps taken
-    (not ``beta_1 ** t``), so the correction stays exact when beta_1 is
-    annealed during training.
+
+def log_decay(beta):
+    """log(beta) for a float32 tensor beta in [0, 1), accurate near 1
+    (``log1p(beta - 1)``: the subtraction is exact there)."""
+    return ops.maximum(ops.log1p(beta - 1.0), _LOG_FLOOR)
+
+
+def accumulate_log_decay(log_sum, beta):
+    """Adds log(beta) to a compensated (Kahan) sum.
+
+    `log_sum` is a float32 tensor ``[sum, compensation]``. The sum of the
+    logs of the beta_1 values used so far is log(prod beta_1): kept this
+    way, the bias correction ``1 - prod beta_1 = -expm1(sum)`` is exact
+    when beta_1 is annealed, and does not drift over 10**7 steps the way a
+    float32 running product does.
     """
-    m_hat = m / (1.0 - beta_1_product)
-    v_hat = v / (1.0 - beta_2_product)
+    total, compensation = log_sum[0], log_sum[1]
+    term = log_decay(beta) - compensation
+    new_total = total + term
+    compensation = (new_total - total) - term
+    return ops.stack([new_total, compensation])
+
+
+def one_minus_power(log_beta, t):
+    """``1 - beta**t`` from a double-precision ``log_beta`` (Python float)
+    and float32 step `t`, accurate for beta close to 1 and any t."""
+    return -ops.expm1(t * max(log_beta, _LOG_FLOOR))
+
+
+def bias_corrected_ratio(m, v, beta_1_correction, beta_2_correction,
+                         epsilon):
+    """Adam's ``m_hat / (sqrt(v_hat) + epsilon)`` with
+    ``m_hat = m / beta_1_correction`` and ``v_hat = v / beta_2_correction``
+    (the corrections being ``1 - prod beta``)."""
+    m_hat = m / beta_1_correction
+    v_hat = v / beta_2_correction
     return m_hat / (ops.sqrt(v_hat) + epsilon)

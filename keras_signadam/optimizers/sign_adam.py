@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -17,6 +19,9 @@ class SignAdam(base.Optimizer):
         m <- beta_1 * m + (1 - beta_1) * s
         v <- beta_2 * v + (1 - beta_2) * s**2
         m_hat = m / (1 - prod_{k<=t} beta_1_k),  v_hat = v / (1 - beta_2**t)
+
+    (computed as ``-expm1(sum log beta)``, exact for beta close to 1 and
+    for any number of steps).
         theta <- theta - lr * m_hat / (sqrt(v_hat) + epsilon)
 
     Because |s| <= 1 each step is bounded by about `lr`, and |m_hat|
@@ -71,9 +76,9 @@ class SignAdam(base.Optimizer):
             self.add_state_variables(var_list, "momentum"),
             self.add_state_variables(var_list, "velocity"),
         )
-        self._beta_1_products = self.add_state_variables(
-            var_list, "beta_1_product", shape=(), dtype="float32",
-            initializer="ones",
+        # Per variable, the compensated sum of log(beta_1) over its steps.
+        self._beta_1_log_products = self.add_state_variables(
+            var_list, "beta_1_log_product", shape=(2,), dtype="float32"
         )
 
     tracks_sparsity = True
@@ -91,26 +96,31 @@ class SignAdam(base.Optimizer):
         index = self._get_variable_index(variable)
         m = self._momentums[index]
         v = self._velocities[index]
-        beta_1_product = self._beta_1_products[index]
+        log_product = self._beta_1_log_products[index]
         beta_1 = ops.cast(self.beta_1, "float32")
 
         m_new = beta_1 * ops.cast(m, "float32") + (1.0 - beta_1) * s
         v_new = self.beta_2 * ops.cast(v, "float32") + (
             1.0 - self.beta_2
         ) * ops.square(s)
-        product_new = beta_1_product * beta_1
+        log_product_new = confidence.accumulate_log_decay(
+            log_product, beta_1
+        )
         ratio = confidence.bias_corrected_ratio(
             m_new,
             v_new,
-            product_new,
-            ops.power(self.beta_2, self.step_count()),
+            -ops.expm1(log_product_new[0]),
+            confidence.one_minus_power(
+                math.log(self.beta_2) if self.beta_2 else -math.inf,
+                self.step_count(),
+            ),
             self.epsilon,
         )
         theta = self.decayed_value(variable, learning_rate)
         self.write_variable(variable, theta - lr * ratio)
         self.write_variable(m, m_new)
         self.write_variable(v, v_new)
-        self.assign(beta_1_product, product_new)
+        self.assign(log_product, log_product_new)
         self.record_statistics(variable, raw, zeros)
 
     def get_config(self):
