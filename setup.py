@@ -25,7 +25,7 @@ setup(
     extras_require={
         "plots": ["matplotlib"],
         # jax runs the JAX-backend example and tests.
-        "test": ["pytest", "matplotlib", "jax[cpu]"],
+        "test": ["pytest", "hypothesis", "matplotlib", "jax[cpu]"],
     },
     entry_points={
         "console_scripts": ["keras-signadam=keras_signadam.cli:main"],

@@ -100,7 +100,9 @@ class SignAdamPP:
             self.m, self.v = np.zeros_like(g), np.zeros_like(g)
         b1, b2 = f32(self.b1), f32(self.b2)
         self.m = b1 * self.m + (f32(1) - b1) * s
-        self.v = b2 * self.v + (f32(1) - b2) * s * s
+        # 1 - beta_2 in double precision: float32 rounding of beta_2 near 1
+        # would change it by up to 20%.
+        self.v = b2 * self.v + f32(1 - self.b2) * s * s
         self.b1_product *= self.b1
         m_hat = self.m / f32(1 - self.b1_product)
         v_hat = self.v / f32(1 - self.b2 ** t)

@@ -47,6 +47,8 @@ def l2_norm(g):
     components zero, or so small their squares underflow) is the tensor
     rescaled by its largest magnitude first.
     """
+    if math.prod(g.shape) == 0:
+        return ops.zeros((), g.dtype)
     direct = ops.sum(row_sums(ops.square(g)))
 
     def rescaled():

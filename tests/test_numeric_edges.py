@@ -1,0 +1,140 @@
+"""Numerics at the edges: very long runs, beta at 0 and close to 1,
+gradients from 1e-30 to 1e30, zero-size and scalar variables, and a
+loss-scale overflow under mixed precision."""
+
+import functools
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import keras_signadam as ks
+from tests import reference
+from tests.conftest import to_numpy
+
+ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP, ks.NovoGrad]
+
+
+def finite_everywhere(optimizer, variables):
+    return all(np.all(np.isfinite(to_numpy(v)))
+               for v in list(variables) + optimizer.variables)
+
+
+def exact_one_minus(beta, t):
+    return -math.expm1(t * math.log(beta)) if beta else 1.0
+
+
+@pytest.mark.parametrize("beta_1,beta_2", [(0.9, 0.999),
+                                           (0.9999999, 0.9999999)])
+def test_bias_correction_at_ten_million_steps(beta_1, beta_2):
+    t = 10**7
+    optimizer = ks.SignAdam(learning_rate=1e-3, beta_1=beta_1, beta_2=beta_2)
+    variable = keras.Variable(np.zeros(3, "float32"))
+    optimizer.build([variable])
+    # The state after t - 1 steps with zero gradients: moments 0,
+    # log(prod beta_1) = (t - 1) log(beta_1).
+    optimizer.iterations.assign(t - 1)
+    optimizer._beta_1_log_products[0].assign(
+        [(t - 1) * math.log1p(np.float32(beta_1) - 1.0), 0.0])
+    g = np.array([1.0, -1.0, 0.0], "float32")
+    optimizer.apply([g], [variable])
+    b1 = float(np.float32(beta_1))
+    m_hat = (1 - b1) * np.sign(g) / exact_one_minus(b1, t)
+    v_hat = (1 - beta_2) * np.sign(g) ** 2 / exact_one_minus(beta_2, t)
+    expected = -1e-3 * m_hat / (np.sqrt(v_hat) + 1e-8)
+    assert finite_everywhere(optimizer, [variable])
+    np.testing.assert_allclose(to_numpy(variable), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("beta_1,beta_2", [(0.0, 0.0), (0.0, 0.999),
+                                           (0.999999, 0.9999999)])
+def test_extreme_betas_match_reference(beta_1, beta_2):
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=6).astype("float32")
+    grads = [[(rng.normal(size=6) * 1e-3).astype("float32")]
+             for _ in range(15)]
+    optimizer = ks.SignAdamPP(learning_rate=1e-2, threshold=5e-4,
+                              beta_1=beta_1, beta_2=beta_2)
+    variable = keras.Variable(theta)
+    for (g,) in grads:
+        optimizer.apply([g], [variable])
+    expected, _ = reference.run(
+        functools.partial(reference.SignAdamPP, lr=1e-2, threshold=5e-4,
+                          beta_1=float(np.float32(beta_1)), beta_2=beta_2),
+        [theta], grads, np.float32)
+    np.testing.assert_allclose(to_numpy(variable), expected[0], rtol=1e-4,
+                               atol=1e-6)
+
+
+def run_scaled(cls, kwargs, scale, steps=6):
+    rng = np.random.default_rng(1)
+    optimizer = cls(learning_rate=1e-2, **kwargs)
+    variable = keras.Variable(np.ones((4, 5), "float32"))
+    for _ in range(steps):
+        g = rng.normal(size=(4, 5)).astype("float32") * np.float32(scale)
+        optimizer.apply([g], [variable])
+    assert finite_everywhere(optimizer, [variable])
+    return to_numpy(variable)
+
+
+SCALE_FREE = {
+    "SignSGD": (ks.SignSGD, {}),
+    "Signum": (ks.Signum, {}),
+    "SignAdam": (ks.SignAdam, {}),
+    "SignAdamPP relative": (ks.SignAdamPP, dict(threshold=0.5,
+                                                threshold_mode="relative")),
+}
+
+
+@pytest.mark.parametrize("name", list(SCALE_FREE))
+@pytest.mark.parametrize("scale", [1e-30, 1e-10, 1e10, 1e30])
+def test_sign_methods_ignore_gradient_scale(name, scale):
+    cls, kwargs = SCALE_FREE[name]
+    np.testing.assert_allclose(run_scaled(cls, kwargs, scale),
+                               run_scaled(cls, kwargs, 1.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+@pytest.mark.parametrize("cls", [ks.NovoGrad, ks.SignAdamPP])
+def test_extreme_scales_stay_finite(cls, scale):
+    run_scaled(cls, {}, scale)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_zero_size_and_scalar_variables(cls):
+    kwargs = ({"threshold_mode": "relative", "threshold": 0.5}
+              if cls is ks.SignAdamPP else {})
+    optimizer = cls(learning_rate=1e-2, **kwargs)
+    shapes = [(), (0,), (3, 0), (2,)]
+    variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
+    for _ in range(3):
+        optimizer.apply([np.full(s, 0.5, "float32") for s in shapes],
+                        variables)
+    assert finite_everywhere(optimizer, variables)
+    assert to_numpy(variables[0]) < 1.0
+    assert to_numpy(variables[1]).shape == (0,)
+
+
+def test_loss_scale_overflow_under_mixed_float16():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        (x, y), _ = ks.datasets.load_digits()
+        model = ks.models.mlp((8, 8, 1), 10, width=32)
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            ks.SignAdamPP(learning_rate=3e-3), initial_scale=2.0**60)
+        model.compile(optimizer=optimizer,
+                      loss=keras.losses.SparseCategoricalCrossentropy(
+                          from_logits=True))
+        history = model.fit(x[:512], y[:512], batch_size=32, epochs=4,
+                            verbose=0)
+        inner = optimizer.inner_optimizer
+        # float16 gradients of a loss scaled by 2**60 overflow: those steps
+        # are skipped and the scale halves until gradients fit.
+        assert float(to_numpy(optimizer.dynamic_scale)) < 2.0**40
+        applied = int(to_numpy(inner.iterations))
+        assert 0 < applied < 4 * 16  # 16 batches per epoch; some skipped
+        assert finite_everywhere(inner, model.trainable_variables)
+        assert history.history["loss"][-1] < history.history["loss"][0]
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
