@@ -48,3 +48,22 @@ def test_jax_backend():
     assert "Keras backend: jax" in out
     for name in ("SignAdamPP", "NovoGrad", "Signum"):
         assert numbers_after(f"{name}: test accuracy", out)[0] > 0.8
+
+
+def test_tpu_training_falls_back_on_cpu_under_mock_data():
+    code = (
+        "import sys, runpy, tensorflow_datasets as tfds\n"
+        "sys.argv = ['tpu_training.py', '--epochs', '2', '--steps-per-epoch',"
+        " '3', '--batch-size', '8', '--steps-per-execution', '2']\n"
+        "with tfds.testing.mock_data(num_examples=64):\n"
+        f"    runpy.run_path({os.path.join(ROOT, 'examples', 'tpu_training.py')!r},"
+        " run_name='__main__')\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "No TPU found" in result.stdout
+    assert "falling back to the CPU" in result.stdout
+    assert numbers_after("threshold", result.stdout)
+    assert 0 <= numbers_after("sparsity", result.stdout)[-1] <= 1
