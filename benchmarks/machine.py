@@ -1,4 +1,4 @@
-"""Description of the machine a benchmark ran on, for its report."""
+"""The machine a benchmark ran on, and the report it writes."""
 
 import os
 import platform
@@ -32,3 +32,24 @@ def describe():
         f"TensorFlow {tf.__version__}, Keras {keras.__version__}, "
         f"NumPy {np.__version__}, backend {keras.backend.backend()}"
     )
+
+
+class Report:
+    """Markdown lines printed as they come and optionally saved: a title,
+    then the machine line, then whatever the benchmark emits."""
+
+    def __init__(self, title):
+        self.lines = []
+        self.emit(f"# {title}")
+        self.emit()
+        self.emit(f"Machine: {describe()}")
+        self.emit()
+
+    def emit(self, text=""):
+        print(text, flush=True)
+        self.lines.append(text)
+
+    def save(self, path):
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("\n".join(self.lines) + "\n")

@@ -133,16 +133,8 @@ def main(argv=None):
             times[key].append(time.perf_counter() - start)
     bandwidth = max(bandwidth, copy_bandwidth())
 
-    lines = []
-
-    def emit(text=""):
-        print(text, flush=True)
-        lines.append(text)
-
-    emit("# Update-step benchmark")
-    emit()
-    emit(f"Machine: {machine.describe()}")
-    emit()
+    report = machine.Report("Update-step benchmark")
+    emit = report.emit
     emit(f"{n / 1e6:.1f}M float32 parameters in {len(shapes)} tensors; "
          f"median of {args.rounds} interleaved rounds. Measured copy "
          f"bandwidth (XLA copy, 40 MB buffers): {bandwidth / 1e9:.1f} GB/s. "
@@ -163,9 +155,7 @@ def main(argv=None):
                  f"{n / t / 1e6:.0f} | {moved} | {effective / 1e9:.1f} | "
                  f"{effective / bandwidth:.2f} | {state[name]:.2f} |")
     emit()
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+    report.save(args.output)
     return 0
 
 
