@@ -13,7 +13,7 @@ run: $(STAMP)
 	$(VENV)/bin/python -m keras_signadam compare
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest tests
+	$(VENV)/bin/python -m pytest -n 2 tests
 
 $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)

@@ -24,8 +24,11 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib"],
-        # jax runs the JAX-backend example and tests.
-        "test": ["pytest", "hypothesis", "matplotlib", "jax[cpu]"],
+        # jax runs the JAX-backend example and tests; pytest-xdist runs the
+        # suite on two processes, which keeps CI well inside its budget
+        # (many tests wait on TensorFlow start-up in child processes).
+        "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib",
+                 "jax[cpu]"],
     },
     entry_points={
         "console_scripts": ["keras-signadam=keras_signadam.cli:main"],
