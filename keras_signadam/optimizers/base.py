@@ -129,7 +129,9 @@ class Optimizer(keras.optimizers.Optimizer):
                         initializer=initializer,
                         dtype=dtype or state_dtype(v),
                         name=f"{path}_{name}",
-                        layout=getattr(v, "_layout", None),
+                        # A layout fits only state of the variable's shape.
+                        layout=(getattr(v, "_layout", None) if shape is None
+                                else None),
                     ),
                 )
             )
@@ -151,8 +153,11 @@ class Optimizer(keras.optimizers.Optimizer):
         # non-finite components skipped so far]. Kept per variable so each
         # update writes only its own state (no cross-variable dependency,
         # nothing to reduce across replicas).
-        self._counters = self.add_state_variables(
-            var_list, "counters", shape=(2,), dtype="int"
+        self._counters = (
+            self.add_state_variables(
+                var_list, "counters", shape=(2,), dtype="int"
+            )
+            if self.track_statistics else []
         )
         self._variable_sizes = [
             math.prod(v.shape) for v in var_list
