@@ -45,12 +45,7 @@ def configurations():
 def run_one(make_optimizer, make_callbacks, seed, epochs, data):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(x_train.shape[1:]),
-        keras.layers.Flatten(),
-        keras.layers.Dense(256, activation="relu"),
-        keras.layers.Dense(10),
-    ])
+    model = ks.models.mlp(x_train.shape[1:], 10, width=256)
     model.compile(
         optimizer=make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -34,12 +34,7 @@ OPTIMIZERS = {
 def final_test_accuracy(make_optimizer, lr, batch_size, seed, epochs, data):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([
-        keras.Input(x_train.shape[1:]),
-        keras.layers.Flatten(),
-        keras.layers.Dense(128, activation="relu"),
-        keras.layers.Dense(10),
-    ])
+    model = ks.models.mlp(x_train.shape[1:], 10, width=128)
     model.compile(
         optimizer=make_optimizer(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
