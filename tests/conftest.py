@@ -15,14 +15,10 @@ def _fresh_keras_state():
 
 
 def small_model(num_classes=10, hidden=32):
-    return keras.Sequential(
-        [
-            keras.Input((8, 8, 1)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(hidden, activation="relu"),
-            keras.layers.Dense(num_classes),
-        ]
-    )
+    """The package's MLP for the 8x8 digits."""
+    from keras_signadam.models import mlp
+
+    return mlp((8, 8, 1), num_classes, width=hidden)
 
 
 def to_numpy(x):
