@@ -19,7 +19,8 @@ def main(epochs):
     (x_train, y_train), (x_test, y_test) = ks.datasets.load_digits()
     keras.utils.set_random_seed(0)
     model = ks.models.mlp(x_train.shape[1:], 10)
-    optimizer = ks.SignAdamPP(learning_rate=2e-3, threshold=5e-4)
+    optimizer = ks.SignAdamPP(learning_rate=2e-3, threshold=5e-4,
+                              track_statistics=True)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     dataset = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
                .shuffle(2048, seed=0).batch(32))

@@ -22,7 +22,7 @@ def main(epochs):
     keras.utils.set_random_seed(0)
     model = ks.models.cnn(x_train.shape[1:], 10, width=16)
     optimizer = keras.optimizers.LossScaleOptimizer(
-        ks.SignAdamPP(learning_rate=2e-3))
+        ks.SignAdamPP(learning_rate=2e-3, track_statistics=True))
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

@@ -18,12 +18,18 @@ def _sgd_momentum(learning_rate):
     return keras.optimizers.SGD(learning_rate=learning_rate, momentum=0.9)
 
 
-# name -> (factory taking the learning rate, default learning rate)
+# name -> (factory taking the learning rate, default learning rate). The
+# confidence-filtered optimizers count their statistics for the sparsity
+# column.
 OPTIMIZERS = {
-    "SignAdamPP": (lambda lr: ks.SignAdamPP(learning_rate=lr), 1e-3),
+    "SignAdamPP": (
+        lambda lr: ks.SignAdamPP(learning_rate=lr, track_statistics=True),
+        1e-3),
     "SignAdam": (lambda lr: ks.SignAdam(learning_rate=lr), 1e-3),
     "Signum": (lambda lr: ks.Signum(learning_rate=lr), 1e-3),
-    "SignSGD": (lambda lr: ks.SignSGD(learning_rate=lr), 1e-3),
+    "SignSGD": (
+        lambda lr: ks.SignSGD(learning_rate=lr, track_statistics=True),
+        1e-3),
     "NovoGrad": (lambda lr: ks.NovoGrad(learning_rate=lr), 1e-2),
     "Adam": (lambda lr: keras.optimizers.Adam(learning_rate=lr), 1e-3),
     "SGD-momentum": (_sgd_momentum, 1e-2),

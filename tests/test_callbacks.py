@@ -109,7 +109,7 @@ def test_plateau_rule_waits_while_monitor_improves():
 
 def test_scheduler_sets_the_exact_value_and_logs_to_csv(tmp_path, digits):
     (x, y), _ = digits
-    optimizer = ks.SignAdamPP()
+    optimizer = ks.SignAdamPP(track_statistics=True)
     values = [3e-4, 1e-3, 2.5e-3]
     log_file = tmp_path / "log.csv"
     history = compiled(optimizer).fit(
@@ -141,7 +141,9 @@ def test_changing_threshold_never_retraces(jit_compile, digits):
     # Python code of a traced function runs only while tracing, so these
     # counts are trace counts.
     (x, y), _ = digits
-    model = compiled(ks.SignAdamPP(), jit_compile=jit_compile)
+    # Statistics on from the start: turning them on would trace once more.
+    model = compiled(ks.SignAdamPP(track_statistics=True),
+                     jit_compile=jit_compile)
     traces = {}
     count_calls(model, "train_step", traces)
     count_calls(model.optimizer, "update_step", traces)
@@ -201,8 +203,24 @@ def test_scheduler_rejects_negative_values():
                       lambda e, d: -1.0)])
 
 
-def test_controller_needs_statistics():
-    model = compiled(ks.SignAdamPP(track_statistics=False))
-    with pytest.raises(ValueError, match="track_statistics"):
-        model.fit(np.zeros((4, 8, 8, 1)), np.zeros(4), verbose=0,
-                  callbacks=[ks.callbacks.AdaptiveConfidence(0.5)])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_controller_turns_statistics_on_after_a_traced_fit(jit_compile):
+    # A first fit traces the update without counts; the controller must
+    # make the train function trace again so that its reads are real. With
+    # delta pinned far above every gradient, each component has zero
+    # confidence, so every observation must be exactly 1.
+    x = np.random.default_rng(0).normal(size=(64, 8, 8, 1)).astype("float32")
+    y = np.arange(64) % 10
+    optimizer = ks.SignAdamPP(threshold=1e9)
+    assert not optimizer.track_statistics
+    model = compiled(optimizer, jit_compile=jit_compile)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    assert optimizer.sparsity is None
+    callback = ks.callbacks.AdaptiveConfidence(
+        0.5, update_every=1, min_threshold=1e9, max_threshold=1e9
+    )
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0,
+              callbacks=[callback])
+    assert optimizer.track_statistics
+    assert callback.history["sparsity"] == [1.0] * 4
+    assert optimizer.sparsity == 1.0

@@ -13,7 +13,8 @@ ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP]
 @pytest.mark.parametrize("jit_compile", [True, False])
 @pytest.mark.parametrize("cls", ALL)
 def test_nonfinite_components_are_skipped_and_counted(cls, jit_compile):
-    optimizer = cls(learning_rate=1e-2, jit_compile=jit_compile)
+    optimizer = cls(learning_rate=1e-2, jit_compile=jit_compile,
+                    track_statistics=True)
     variable = keras.Variable(np.ones((3, 4), "float32"))
     bad = np.full((3, 4), 1e-2, "float32")
     bad[0, 0], bad[1, 2], bad[2, 3] = np.nan, np.inf, -np.inf
@@ -39,7 +40,7 @@ def test_nonfinite_components_are_skipped_and_counted(cls, jit_compile):
 
 @pytest.mark.parametrize("cls", [ks.SignSGD, ks.SignAdamPP])
 def test_whole_nan_tensor_leaves_parameter_unmoved_at_first_step(cls):
-    optimizer = cls(learning_rate=1e-2)
+    optimizer = cls(learning_rate=1e-2, track_statistics=True)
     variable = keras.Variable(np.ones(5, "float32"))
     other = keras.Variable(np.ones(5, "float32"))
     optimizer.apply(
@@ -53,7 +54,8 @@ def test_whole_nan_tensor_leaves_parameter_unmoved_at_first_step(cls):
 
 def test_training_continues_after_nan_batch():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=ks.SignAdamPP(learning_rate=1e-2), loss="mse")
+    model.compile(optimizer=ks.SignAdamPP(learning_rate=1e-2, track_statistics=True),
+                  loss="mse")
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     y = x.sum(axis=1, keepdims=True)
     x_bad = x.copy()
@@ -67,8 +69,8 @@ def test_training_continues_after_nan_batch():
 
 @pytest.mark.parametrize("cls", ALL + [ks.NovoGrad])
 def test_without_statistics_nonfinite_is_still_skipped(cls):
-    tracked = cls(learning_rate=1e-2)
-    untracked = cls(learning_rate=1e-2, track_statistics=False)
+    tracked = cls(learning_rate=1e-2, track_statistics=True)
+    untracked = cls(learning_rate=1e-2)
     g = np.array([np.nan, 1e-2, -np.inf, 3e-3], "float32")
     a, b = keras.Variable(np.ones(4, "float32")), keras.Variable(
         np.ones(4, "float32"))
@@ -88,8 +90,33 @@ def test_counts_are_exact_beyond_float32_integer_range():
     g = np.full(n, 1e-2, "float32")
     g[:7] = np.nan
     g[7:1000] = 0.0
-    optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=1e-3)
+    optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=1e-3,
+                              track_statistics=True)
     variable = keras.Variable(np.zeros(n, "float32"))
     optimizer.apply([g], [variable])
     assert optimizer.nonfinite_count == 7
     assert optimizer.sparsity == pytest.approx(1000 / n, abs=0)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_statistics_can_be_turned_on_and_off_between_steps(jit_compile):
+    # The flag is read while tracing; the setter must make the compiled
+    # update trace again, or the counts would silently stay at zero.
+    optimizer = ks.SignAdamPP(learning_rate=1e-2, threshold=1e-3,
+                              jit_compile=jit_compile)
+    variable = keras.Variable(np.ones(4, "float32"))
+    g = np.array([np.nan, 1e-2, 1e-4, -1e-2], "float32")
+    optimizer.apply([g], [variable])
+    assert optimizer.sparsity is None and optimizer.nonfinite_count is None
+    optimizer.track_statistics = True
+    optimizer.apply([g], [variable])
+    optimizer.apply([g], [variable])
+    assert optimizer.nonfinite_count == 2
+    assert optimizer.sparsity == 0.5  # the NaN and the 1e-4 component
+    optimizer.track_statistics = False
+    optimizer.apply([g], [variable])
+    assert optimizer.nonfinite_count is None
+    optimizer.track_statistics = True
+    assert optimizer.nonfinite_count == 2  # the untracked step added none
+    with pytest.raises(ValueError, match="`track_statistics`"):
+        optimizer.track_statistics = 1

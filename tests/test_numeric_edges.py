@@ -35,7 +35,7 @@ def test_bias_correction_at_ten_million_steps(beta_1, beta_2):
     # The state after t - 1 steps with zero gradients: moments 0,
     # log(prod beta_1) = (t - 1) log(beta_1).
     optimizer.iterations.assign(t - 1)
-    optimizer._beta_1_log_products[0].assign(
+    optimizer._beta_1_log_product.assign(
         [(t - 1) * math.log1p(np.float32(beta_1) - 1.0), 0.0])
     g = np.array([1.0, -1.0, 0.0], "float32")
     optimizer.apply([g], [variable])

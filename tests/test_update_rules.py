@@ -131,7 +131,7 @@ def test_matches_reference(case, dtype_name, weight_decay, clip):
 def test_sparsity_counts_zero_confidence(case):
     cls, ref_cls, kwargs = CASES[case]
     thetas, grads = make_problem(7, np.float32)
-    optimizer = cls(**kwargs)
+    optimizer = cls(track_statistics=True, **kwargs)
     apply_steps(optimizer, thetas, grads, "float32")
     _, refs = reference.run(
         functools.partial(ref_cls, **reference_kwargs(kwargs)),

@@ -36,7 +36,9 @@ class AdaptiveConfidence(keras.callbacks.Callback):
     before those). The full series of the controller's observations is kept
     in `self.history` (`epoch`, `step`, `threshold`, and the `sparsity`
     observed before that update). The `sparsity` written into `logs` is the
-    last step's.
+    last step's. With a target, the callback turns on the optimizer's
+    `track_statistics` (and leaves it on, so `optimizer.sparsity` stays
+    readable after training); the plateau rule alone needs no counts.
 
     Args:
         target_sparsity: float in [0, 1), callable `epoch -> float`, or
@@ -126,14 +128,9 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         self._optimizer = common.threshold_optimizer(
             self.model, "AdaptiveConfidence"
         )
-        if self.target_sparsity is not None and (
-            self._optimizer.sparsity is None
-        ):
-            raise ValueError(
-                "`AdaptiveConfidence(target_sparsity=...)` reads the "
-                "optimizer's sparsity, which is not counted when the "
-                "optimizer is built with `track_statistics=False`."
-            )
+        if self.target_sparsity is not None:
+            # The controller reads the last step's sparsity.
+            common.enable_statistics(self.model, self._optimizer)
         self._epoch = 0
         self._batches = 0
         self._wait = 0

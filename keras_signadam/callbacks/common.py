@@ -24,6 +24,17 @@ def threshold_optimizer(model, callback_name):
     return optimizer
 
 
+def enable_statistics(model, optimizer):
+    """Turns on the per-step counts of `optimizer` (the optimizer of
+    `model`, possibly inside a `LossScaleOptimizer`). The flag is read while
+    tracing, so the train function is made again when it changes."""
+    if optimizer.track_statistics:
+        return
+    optimizer.track_statistics = True
+    if getattr(model, "train_function", None) is not None:
+        model.make_train_function(force=True)
+
+
 def get_threshold(optimizer):
     return float(ops.convert_to_numpy(optimizer.threshold))
 

@@ -12,7 +12,11 @@ What every optimizer here shares, written once:
   densified: rows that were not looked up get a zero gradient, exactly as
   the dense rule would see them.
 - Non-finite gradient components (NaN, +-Inf) are replaced by zero before
-  they reach any state, and counted per variable (`nonfinite_count`).
+  they reach any state. With `track_statistics=True` they are counted
+  (`nonfinite_count`), with the zero-confidence components (`sparsity`).
+  Counting is opt-in because it is a reduction over the gradient: XLA on
+  CPU runs it as a second pass that the element-wise update cannot absorb
+  (about +50% per step, `benchmarks/RESULTS.md`).
 - On the TensorFlow backend, the update compiles itself with XLA
   (`jit_compile=True`), because Keras does not XLA-compile the train step on
   CPU-only machines or under `tf.distribute`, and an uncompiled update runs
@@ -44,9 +48,12 @@ BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA
             `theta <- theta - learning_rate * lambda * theta`.
         track_statistics: Whether each step counts the zero-confidence
             (`sparsity`) and non-finite (`nonfinite_count`) gradient
-            components. Costs one extra read of the gradient per step;
-            `False` skips it (non-finite components are still skipped).
-            Defaults to `True`.
+            components, exactly, per step. Costs a reduction over the
+            gradient per step (about half a step more on CPU). Non-finite
+            components are skipped either way. `AdaptiveConfidence`
+            turns it on when it needs the sparsity; it may also be set
+            later (`optimizer.track_statistics = True`), which makes the
+            update trace again. Defaults to `False`.
         clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
         ema_overwrite_frequency, loss_scale_factor,
         gradient_accumulation_steps, name: As in
@@ -75,9 +82,8 @@ class Optimizer(keras.optimizers.Optimizer):
     tracks_sparsity = False
 
     def __init__(self, learning_rate, jit_compile=True,
-                 track_statistics=True, **kwargs):
+                 track_statistics=False, **kwargs):
         checks.check_learning_rate(learning_rate)
-        checks.check_bool("track_statistics", track_statistics)
         # Keras accepts these unchecked; a string here would fail only
         # inside the train step, far from its cause.
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
@@ -91,15 +97,29 @@ class Optimizer(keras.optimizers.Optimizer):
         checks.check_bool("jit_compile", jit_compile)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.jit_compile = jit_compile
-        self.track_statistics = track_statistics
         self._xla_updates = _FunctionCache()
+        self.track_statistics = track_statistics
+
+    @property
+    def track_statistics(self):
+        return self._track_statistics
+
+    @track_statistics.setter
+    def track_statistics(self, value):
+        checks.check_bool("track_statistics", value)
+        if value != getattr(self, "_track_statistics", value):
+            # The flag is read while tracing: compiled updates must trace
+            # again (a Keras train function too; see `enable_statistics`).
+            self._xla_updates.functions.clear()
+        self._track_statistics = value
 
     # ----------------------------------------------------------- variables
-    def add_scalar_variable(self, name, value, dtype="float32"):
-        """A hyperparameter held in a variable, so callbacks can change it
-        without re-tracing the train function."""
+    def add_scalar_variable(self, name, value, dtype="float32", shape=()):
+        """A hyperparameter (or state shared by all variables) held in a
+        variable, so callbacks can change it without re-tracing the train
+        function."""
         return self.add_variable(
-            shape=(),
+            shape=shape,
             initializer=keras.initializers.Constant(value),
             dtype=dtype,
             aggregation="only_first_replica",
@@ -152,12 +172,11 @@ class Optimizer(keras.optimizers.Optimizer):
         # Per model variable: [zero-confidence components in the last step,
         # non-finite components skipped so far]. Kept per variable so each
         # update writes only its own state (no cross-variable dependency,
-        # nothing to reduce across replicas).
-        self._counters = (
-            self.add_state_variables(
-                var_list, "counters", shape=(2,), dtype="int"
-            )
-            if self.track_statistics else []
+        # nothing to reduce across replicas). Built even when statistics
+        # are off, so they can be turned on later and checkpoints hold the
+        # same variables either way.
+        self._counters = self.add_state_variables(
+            var_list, "counters", shape=(2,), dtype="int"
         )
         self._variable_sizes = [
             math.prod(v.shape) for v in var_list
@@ -269,6 +288,17 @@ class Optimizer(keras.optimizers.Optimizer):
     def _apply_weight_decay(self, variables):
         # Fused into `update_step` through `decayed_value`.
         return
+
+    def _backend_update_step(self, grads, trainable_variables,
+                             learning_rate):
+        super()._backend_update_step(grads, trainable_variables,
+                                     learning_rate)
+        # After every variable's update has read the shared state (ordered
+        # by the variable reads and writes on every backend).
+        self.finish_step()
+
+    def finish_step(self):
+        """Advances state shared by all variables, once per update."""
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars,
                                     learning_rate):

@@ -76,9 +76,11 @@ class SignAdam(base.Optimizer):
             self.add_state_variables(var_list, "momentum"),
             self.add_state_variables(var_list, "velocity"),
         )
-        # Per variable, the compensated sum of log(beta_1) over its steps.
-        self._beta_1_log_products = self.add_state_variables(
-            var_list, "beta_1_log_product", shape=(2,), dtype="float32"
+        # The compensated sum of log(beta_1) over the steps taken. One for
+        # all variables (all step together), advanced in `finish_step`:
+        # per-variable copies cost five tiny kernels per tensor per step.
+        self._beta_1_log_product = self.add_scalar_variable(
+            "beta_1_log_product", 0.0, shape=(2,)
         )
 
     tracks_sparsity = True
@@ -96,7 +98,6 @@ class SignAdam(base.Optimizer):
         index = self._get_variable_index(variable)
         m = self._momentums[index]
         v = self._velocities[index]
-        log_product = self._beta_1_log_products[index]
         beta_1 = ops.cast(self.beta_1, "float32")
 
         m_new = beta_1 * ops.cast(m, "float32") + (1.0 - beta_1) * s
@@ -104,7 +105,7 @@ class SignAdam(base.Optimizer):
             1.0 - self.beta_2
         ) * ops.square(s)
         log_product_new = confidence.accumulate_log_decay(
-            log_product, beta_1
+            self._beta_1_log_product, beta_1
         )
         ratio = confidence.bias_corrected_ratio(
             m_new,
@@ -120,8 +121,15 @@ class SignAdam(base.Optimizer):
         self.write_variable(variable, theta - lr * ratio)
         self.write_variable(m, m_new)
         self.write_variable(v, v_new)
-        self.assign(log_product, log_product_new)
         self.record_statistics(variable, raw, zeros)
+
+    def finish_step(self):
+        self.assign(
+            self._beta_1_log_product,
+            confidence.accumulate_log_decay(
+                self._beta_1_log_product, ops.cast(self.beta_1, "float32")
+            ),
+        )
 
     def get_config(self):
         config = super().get_config()

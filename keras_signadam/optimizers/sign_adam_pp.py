@@ -30,9 +30,10 @@ class SignAdamPP(SignAdam):
       fits every layer's scale.
 
     `threshold=0` gives `SignAdam`. The threshold is the optimizer variable
-    `optimizer.threshold`; `optimizer.sparsity` is the fraction of gradient
-    components with zero confidence in the last step, and
-    `optimizer.nonfinite_count` the non-finite components skipped so far.
+    `optimizer.threshold`. With `track_statistics=True`,
+    `optimizer.sparsity` is the fraction of gradient components with zero
+    confidence in the last step, and `optimizer.nonfinite_count` the
+    non-finite components skipped so far.
     `keras_signadam.callbacks.AdaptiveConfidence` adapts the threshold
     during training.
 
