@@ -24,11 +24,14 @@ setup(
     ],
     extras_require={
         "plots": ["matplotlib"],
-        # jax runs the JAX-backend example and tests; pytest-xdist runs the
-        # suite on two processes, which keeps CI well inside its budget
-        # (many tests wait on TensorFlow start-up in child processes).
+        # jax and torch run the tests on the other Keras backends. torch is
+        # pinned: the test machines hold the CPU build of this release,
+        # while an open range would fetch a CUDA build (several GB).
+        # pytest-xdist runs the suite on two processes, which keeps CI well
+        # inside its budget (many tests wait on TensorFlow start-up in child
+        # processes).
         "test": ["pytest", "pytest-xdist", "hypothesis", "matplotlib",
-                 "jax[cpu]"],
+                 "jax[cpu]", "torch==2.13.0"],
     },
     entry_points={
         "console_scripts": ["keras-signadam=keras_signadam.cli:main"],

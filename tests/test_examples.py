@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -43,10 +45,12 @@ def test_save_and_resume_matches_uninterrupted():
     assert numbers_after("uninterrupted:", out) == [0.0]
 
 
-def test_jax_backend():
-    out = run_example("jax_backend.py", "--epochs", "3", backend="jax")
-    assert "Keras backend: jax" in out
-    for name in ("SignAdamPP", "NovoGrad", "Signum"):
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_other_backends_train_every_optimizer(backend):
+    out = run_example("other_backends.py", "--backend", backend,
+                      "--epochs", "3")
+    assert f"Keras backend: {backend}" in out
+    for name in ("SignAdamPP", "SignAdam", "Signum", "SignSGD", "NovoGrad"):
         assert numbers_after(f"{name}: test accuracy", out)[0] > 0.8
 
 

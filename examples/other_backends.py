@@ -1,30 +1,32 @@
-"""The optimizers on the JAX backend.
+"""The optimizers on the JAX and PyTorch backends.
 
 Keras picks its backend when it is first imported, from `KERAS_BACKEND`.
 Every update in this package is written with `keras.ops`, so the same
-optimizers run under `jax.jit` in Keras's JAX trainer.
+optimizers run under `jax.jit` in Keras's JAX trainer and eagerly in its
+PyTorch trainer.
 
-    KERAS_BACKEND=jax python examples/jax_backend.py [--epochs 8]
+    python examples/other_backends.py --backend jax [--epochs 8]
+    python examples/other_backends.py --backend torch
 """
 
 import argparse
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-
-import keras  # noqa: E402
-
-import keras_signadam as ks  # noqa: E402
-
 
 def main(epochs):
+    import keras
+
+    import keras_signadam as ks
+
     print(f"Keras backend: {keras.backend.backend()}")
     (x_train, y_train), (x_test, y_test) = ks.datasets.load_digits()
     results = {}
     for name, optimizer in [
         ("SignAdamPP", ks.SignAdamPP(learning_rate=2e-3)),
-        ("NovoGrad", ks.NovoGrad(learning_rate=1e-2)),
+        ("SignAdam", ks.SignAdam(learning_rate=2e-3)),
         ("Signum", ks.Signum(learning_rate=2e-3)),
+        ("SignSGD", ks.SignSGD(learning_rate=2e-3)),
+        ("NovoGrad", ks.NovoGrad(learning_rate=1e-2)),
     ]:
         keras.utils.set_random_seed(0)
         model = ks.models.mlp(x_train.shape[1:], 10)
@@ -42,5 +44,10 @@ def main(epochs):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["jax", "torch", "tensorflow"],
+                        default="jax")
     parser.add_argument("--epochs", type=int, default=8)
-    main(parser.parse_args().epochs)
+    args = parser.parse_args()
+    # Must be set before Keras is first imported.
+    os.environ["KERAS_BACKEND"] = args.backend
+    main(args.epochs)

@@ -1,0 +1,81 @@
+"""Run in a fresh process: the JAX backend on two host CPU devices.
+
+For each optimizer, trains with `model.fit` on one device and under
+`keras.distribution.DataParallel` over both devices (each takes half of
+every global batch), and prints one JSON line with the per-batch loss
+curves, the largest weight difference, and on how many devices the
+optimizer's variables live.
+"""
+
+import json
+import os
+import sys
+
+os.environ["KERAS_BACKEND"] = "jax"
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "")
+    + " --xla_force_host_platform_device_count=2"
+)
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_signadam as ks  # noqa: E402
+
+FACTORIES = {
+    "SignSGD": lambda: ks.SignSGD(1e-3, threshold=1e-4),
+    "Signum": lambda: ks.Signum(1e-3),
+    "SignAdam": lambda: ks.SignAdam(1e-3),
+    "SignAdamPP": lambda: ks.SignAdamPP(1e-3, track_statistics=True),
+    "NovoGrad": lambda: ks.NovoGrad(1e-2),
+}
+
+
+class BatchLosses(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.losses = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.losses.append(float(logs["loss"]))
+
+
+def train(name):
+    (x, y), _ = ks.datasets.load_digits()
+    keras.utils.set_random_seed(0)
+    model = ks.models.mlp((8, 8, 1), 10, width=32)
+    model.compile(
+        optimizer=FACTORIES[name](),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    recorder = BatchLosses()
+    model.fit(x[:256], y[:256], batch_size=64, epochs=3, shuffle=False,
+              verbose=0, callbacks=[recorder])
+    return model, recorder.losses
+
+
+def main():
+    devices = jax.devices("cpu")
+    assert len(devices) == 2, devices
+    names = sys.argv[1:] or list(FACTORIES)
+    for name in names:
+        single, single_losses = train(name)
+        with keras.distribution.DataParallel(devices=devices).scope():
+            model, losses = train(name)
+        optimizer = model.optimizer
+        print(json.dumps({
+            "optimizer": name,
+            "devices": len(devices),
+            "state_devices": min(len(v.value.sharding.device_set)
+                                 for v in optimizer.variables),
+            "losses_single": single_losses,
+            "losses_parallel": losses,
+            "max_weight_difference": max(
+                float(np.max(np.abs(a - b)))
+                for a, b in zip(single.get_weights(), model.get_weights())),
+            "sparsity": optimizer.sparsity,
+        }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
