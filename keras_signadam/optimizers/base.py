@@ -16,7 +16,7 @@ What every optimizer here shares, written once:
   (`nonfinite_count`), with the zero-confidence components (`sparsity`).
   Counting is opt-in because it is a reduction over the gradient: XLA on
   CPU runs it as a second pass that the element-wise update cannot absorb
-  (about +50% per step, `benchmarks/RESULTS.md`).
+  (about +60% per step, `benchmarks/RESULTS.md`).
 - On the TensorFlow backend, the update compiles itself with XLA
   (`jit_compile=True`), because Keras does not XLA-compile the train step on
   CPU-only machines or under `tf.distribute`, and an uncompiled update runs
@@ -49,7 +49,7 @@ BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA
         track_statistics: Whether each step counts the zero-confidence
             (`sparsity`) and non-finite (`nonfinite_count`) gradient
             components, exactly, per step. Costs a reduction over the
-            gradient per step (about half a step more on CPU). Non-finite
+            gradient per step (about +60% per step on CPU). Non-finite
             components are skipped either way. `AdaptiveConfidence`
             turns it on when it needs the sparsity; it may also be set
             later (`optimizer.track_statistics = True`), which makes the
