@@ -21,37 +21,14 @@ import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_signadam as ks  # noqa: E402
-
-FACTORIES = {
-    "SignSGD": lambda: ks.SignSGD(1e-3, threshold=1e-4),
-    "Signum": lambda: ks.Signum(1e-3),
-    "SignAdam": lambda: ks.SignAdam(1e-3),
-    "SignAdamPP": lambda: ks.SignAdamPP(1e-3, track_statistics=True),
-    "NovoGrad": lambda: ks.NovoGrad(1e-2),
-}
-
-
-class BatchLosses(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.losses = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.losses.append(float(logs["loss"]))
+from same_batches import FACTORIES  # noqa: E402
+from same_batches import compiled_model  # noqa: E402
+from same_batches import fit  # noqa: E402
 
 
 def train(name):
-    (x, y), _ = ks.datasets.load_digits()
-    keras.utils.set_random_seed(0)
-    model = ks.models.mlp((8, 8, 1), 10, width=32)
-    model.compile(
-        optimizer=FACTORIES[name](),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    recorder = BatchLosses()
-    model.fit(x[:256], y[:256], batch_size=64, epochs=3, shuffle=False,
-              verbose=0, callbacks=[recorder])
-    return model, recorder.losses
+    model = compiled_model(FACTORIES[name])
+    return model, fit(model)
 
 
 def main():

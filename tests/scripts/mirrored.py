@@ -36,19 +36,13 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
-import keras_signadam as ks  # noqa: E402
 from keras_signadam.optimizers.base import Optimizer  # noqa: E402
+from same_batches import BATCH  # noqa: E402
+from same_batches import EPOCHS  # noqa: E402
+from same_batches import FACTORIES  # noqa: E402
+from same_batches import compiled_model  # noqa: E402
+from same_batches import fit  # noqa: E402
 
-LEARNING_RATES = {"SignSGD": 1e-3, "Signum": 1e-3, "SignAdam": 1e-3,
-                  "SignAdamPP": 1e-3, "NovoGrad": 1e-2}
-FACTORIES = {
-    "SignSGD": lambda: ks.SignSGD(1e-3, threshold=1e-4),
-    "Signum": lambda: ks.Signum(1e-3),
-    "SignAdam": lambda: ks.SignAdam(1e-3),
-    "SignAdamPP": lambda: ks.SignAdamPP(1e-3, track_statistics=True),
-    "NovoGrad": lambda: ks.NovoGrad(1e-2),
-}
-EPOCHS, BATCH = 3, 64
 DEVICES = ["/cpu:0", "/cpu:1"]
 
 
@@ -65,37 +59,9 @@ class GradientRecorder(Optimizer):
                     ops.cast(gradient, "float32"))
 
 
-def data():
-    (x, y), _ = ks.datasets.load_digits()
-    return x[:256], y[:256]
-
-
-class BatchLosses(keras.callbacks.Callback):
-    def on_train_begin(self, logs=None):
-        self.losses = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.losses.append(float(logs["loss"]))
-
-
 def build(strategy, make_optimizer):
     with strategy.scope():
-        keras.utils.set_random_seed(0)
-        model = ks.models.mlp((8, 8, 1), 10, width=32)
-        model.compile(
-            optimizer=make_optimizer(),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        )
-    return model
-
-
-def fit(model, epochs, initial_epoch=0):
-    x, y = data()
-    recorder = BatchLosses()
-    model.fit(x, y, batch_size=BATCH, epochs=epochs,
-              initial_epoch=initial_epoch, shuffle=False, verbose=0,
-              callbacks=[recorder])
-    return recorder.losses
+        return compiled_model(make_optimizer)
 
 
 def values(variables):
@@ -121,9 +87,7 @@ def recorded_gradient(strategy, weights):
     model = build(strategy, lambda: GradientRecorder(learning_rate=0.0))
     recorder = model.optimizer
     model.set_weights(weights)
-    x, y = data()
-    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1,
-              shuffle=False, verbose=0)
+    fit(model, epochs=1, examples=BATCH)
     return np.concatenate([g.ravel() for g in values(recorder.seen)])
 
 
@@ -192,7 +156,8 @@ def main():
             "optimizer": name,
             "replicas": mirrored.num_replicas_in_sync,
             "steps": int(ops.convert_to_numpy(optimizer.iterations)),
-            "learning_rate": LEARNING_RATES[name],
+            "learning_rate": float(ops.convert_to_numpy(
+                optimizer.learning_rate)),
             "losses_single": single_losses,
             "losses_mirrored": mirrored_losses,
             "max_weight_difference": largest_difference(a, b),
