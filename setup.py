@@ -34,7 +34,7 @@ setup(
                  "jax[cpu]", "torch==2.13.0"],
     },
     entry_points={
-        "console_scripts": ["keras-signadam=keras_signadam.cli:main"],
+        "console_scripts": ["keras-signadam=keras_signadam.comparison.cli:main"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

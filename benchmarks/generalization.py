@@ -19,6 +19,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from keras_signadam.comparison import datasets  # noqa: E402
+from keras_signadam.comparison import models  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
 SEEDS = (0, 1, 2)
@@ -45,7 +47,7 @@ def configurations():
 def run_one(make_optimizer, make_callbacks, seed, epochs, data):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = ks.models.mlp(x_train.shape[1:], 10, width=256)
+    model = models.mlp(x_train.shape[1:], 10, width=256)
     model.compile(
         optimizer=make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -76,7 +78,7 @@ def main(argv=None):
          "| test loss | final sparsity |")
     emit("|---|---|---|---|---|---|")
     start = time.time()
-    data = ks.datasets.load_digits(test_fraction=0.25, train_fraction=0.2,
+    data = datasets.load_digits(test_fraction=0.25, train_fraction=0.2,
                                    seed=0)
     for name, (make_opt, make_cbs) in configurations().items():
         runs = np.array([

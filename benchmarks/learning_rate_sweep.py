@@ -20,6 +20,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from keras_signadam.comparison import datasets  # noqa: E402
+from keras_signadam.comparison import models  # noqa: E402
 from benchmarks import machine  # noqa: E402
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -34,7 +36,7 @@ OPTIMIZERS = {
 def final_test_accuracy(make_optimizer, lr, batch_size, seed, epochs, data):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = ks.models.mlp(x_train.shape[1:], 10, width=128)
+    model = models.mlp(x_train.shape[1:], 10, width=128)
     model.compile(
         optimizer=make_optimizer(lr),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -50,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
-    data = ks.datasets.load_digits()
+    data = datasets.load_digits()
     report = machine.Report("Learning-rate sweep: NovoGrad vs Adam")
     emit = report.emit
     emit(f"Data: bundled digits ({len(data[0][0])} train / "

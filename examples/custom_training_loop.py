@@ -13,12 +13,14 @@ import numpy as np
 import tensorflow as tf
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 
 
 def main(epochs):
-    (x_train, y_train), (x_test, y_test) = ks.datasets.load_digits()
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits()
     keras.utils.set_random_seed(0)
-    model = ks.models.mlp(x_train.shape[1:], 10)
+    model = models.mlp(x_train.shape[1:], 10)
     optimizer = ks.SignAdamPP(learning_rate=2e-3, threshold=5e-4,
                               track_statistics=True)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)

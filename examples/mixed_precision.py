@@ -14,13 +14,15 @@ import argparse
 import keras
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 
 
 def main(epochs):
     keras.mixed_precision.set_global_policy("mixed_float16")
-    (x_train, y_train), (x_test, y_test) = ks.datasets.load_digits()
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits()
     keras.utils.set_random_seed(0)
-    model = ks.models.cnn(x_train.shape[1:], 10, width=16)
+    model = models.cnn(x_train.shape[1:], 10, width=16)
     optimizer = keras.optimizers.LossScaleOptimizer(
         ks.SignAdamPP(learning_rate=2e-3, track_statistics=True))
     model.compile(

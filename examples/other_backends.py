@@ -17,9 +17,11 @@ def main(epochs):
     import keras
 
     import keras_signadam as ks
+    from keras_signadam.comparison import datasets
+    from keras_signadam.comparison import models
 
     print(f"Keras backend: {keras.backend.backend()}")
-    (x_train, y_train), (x_test, y_test) = ks.datasets.load_digits()
+    (x_train, y_train), (x_test, y_test) = datasets.load_digits()
     results = {}
     for name, optimizer in [
         ("SignAdamPP", ks.SignAdamPP(learning_rate=2e-3)),
@@ -29,7 +31,7 @@ def main(epochs):
         ("NovoGrad", ks.NovoGrad(learning_rate=1e-2)),
     ]:
         keras.utils.set_random_seed(0)
-        model = ks.models.mlp(x_train.shape[1:], 10)
+        model = models.mlp(x_train.shape[1:], 10)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

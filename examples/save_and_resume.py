@@ -16,11 +16,13 @@ import keras
 import numpy as np
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 
 
 def fresh_model(x):
     keras.utils.set_random_seed(0)
-    model = ks.models.mlp(x.shape[1:], 10)
+    model = models.mlp(x.shape[1:], 10)
     model.compile(
         optimizer=ks.SignAdamPP(learning_rate=2e-3),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -30,7 +32,7 @@ def fresh_model(x):
 
 
 def main(epochs, folder):
-    (x, y), _ = ks.datasets.load_digits()
+    (x, y), _ = datasets.load_digits()
     half = epochs // 2
 
     straight = fresh_model(x)

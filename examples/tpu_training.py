@@ -19,6 +19,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_signadam as ks
+from keras_signadam.comparison import models
 
 
 def resolve_strategy(tpu=None):
@@ -75,7 +76,7 @@ def main(argv=None):
                                            args.steps_per_epoch)
     steps = args.steps_per_epoch or 60_000 // batch_size
     with strategy.scope():
-        model = ks.models.cnn(shape, classes)
+        model = models.cnn(shape, classes)
         model.compile(
             optimizer=ks.SignAdamPP(learning_rate=1e-3),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

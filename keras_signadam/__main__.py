@@ -1,8 +1,5 @@
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from keras_signadam.cli import main  # noqa: E402
+from keras_signadam.comparison.cli import main
 
 sys.exit(main())

@@ -3,8 +3,9 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+from tests import helpers  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -14,12 +15,14 @@ def _fresh_keras_state():
     yield
 
 
-def small_model(num_classes=10, hidden=32):
-    """The package's MLP for the 8x8 digits."""
-    from keras_signadam.models import mlp
+@pytest.fixture
+def run_python():
+    """Runs a child Python (`helpers.run_python`): every test that needs a
+    fresh process goes through it."""
+    return helpers.run_python
 
-    return mlp((8, 8, 1), num_classes, width=hidden)
 
-
-def to_numpy(x):
-    return np.asarray(keras.ops.convert_to_numpy(x))
+@pytest.fixture
+def start_python():
+    """Starts a child Python without waiting (`helpers.start_python`)."""
+    return helpers.start_python

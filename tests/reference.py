@@ -1,6 +1,8 @@
-"""Independent NumPy implementations of the update rules in SPEC section 3.
+"""Independent NumPy implementations of the update rules.
 
-Written from the formulas, not from the package: every test that checks an
+Written from the published formulas (the papers cited in each optimizer's
+docstring, restated in the README's "The update rules"), not from the
+package: every test that checks an
 optimizer's numbers compares against these. Arithmetic is float32 (the
 package computes 16-bit variables in float32 and casts the result back, so
 the reference does the same with `store`).
@@ -43,16 +45,25 @@ def rms(g):
     return f32(np.sqrt(np.mean(g * g))) if g.size else f32(0)
 
 
+def confidence(g, delta, kind, mode):
+    if mode == "relative":
+        delta = delta * rms(g)
+    conf = hard_confidence if kind == "hard" else soft_confidence
+    return conf(g, f32(delta))
+
+
 class SignSGD:
-    def __init__(self, lr=1e-3, threshold=0.0, coupled_weight_decay=0.0,
+    def __init__(self, lr=1e-3, threshold=0.0, confidence="hard",
+                 threshold_mode="absolute", coupled_weight_decay=0.0,
                  weight_decay=None):
         self.lr, self.delta = lr, threshold
+        self.kind, self.mode = confidence, threshold_mode
         self.l2, self.wd = coupled_weight_decay, weight_decay
 
     def step(self, theta, g, t):
         finite = np.isfinite(g)
         g = clean(g) + f32(self.l2) * theta
-        c = hard_confidence(g, self.delta) * finite
+        c = confidence(g, self.delta, self.kind, self.mode) * finite
         self.zero_confidence = int(np.sum(c == 0))
         theta = decoupled_decay(theta, self.lr, self.wd)
         return theta - f32(self.lr) * c * np.sign(g)
@@ -91,9 +102,7 @@ class SignAdamPP:
         if beta_1 is not None:
             self.b1 = beta_1
         g = clean(g)
-        delta = self.delta * (rms(g) if self.mode == "relative" else 1.0)
-        conf = hard_confidence if self.kind == "hard" else soft_confidence
-        c = conf(g, f32(delta))
+        c = confidence(g, self.delta, self.kind, self.mode)
         self.zero_confidence = int(np.sum(c == 0))
         s = c * np.sign(g)
         if self.m is None:
@@ -112,11 +121,11 @@ class SignAdamPP:
 
 class NovoGrad:
     def __init__(self, lr=1e-3, beta_1=0.95, beta_2=0.98, epsilon=1e-8,
-                 momentum_weight_decay=0.0, grad_averaging=False,
+                 weight_decay=0.0, grad_averaging=False,
                  amsgrad=False):
         self.lr, self.b1, self.b2, self.eps = lr, beta_1, beta_2, epsilon
         self.d, self.averaging, self.amsgrad = (
-            momentum_weight_decay, grad_averaging, amsgrad
+            weight_decay or 0.0, grad_averaging, amsgrad
         )
         self.m = None
         self.v = self.v_max = 0.0

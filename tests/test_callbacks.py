@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
-from tests.conftest import small_model
-from tests.conftest import to_numpy
+from keras_signadam.comparison import datasets
+from tests.helpers import small_model
+from tests.helpers import to_numpy
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return ks.datasets.load_digits()
+    return datasets.load_digits()
 
 
 def compiled(optimizer, jit_compile=True, hidden=32):

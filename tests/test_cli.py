@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow_datasets as tfds
 
-from keras_signadam import cli
+from keras_signadam.comparison import cli
 
 
 def run_cli(*args, cwd):

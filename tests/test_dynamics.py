@@ -6,19 +6,21 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 from keras_signadam import landscape
-from tests.conftest import to_numpy
+from tests.helpers import to_numpy
 
 
 @pytest.fixture(scope="module")
 def digits():
-    (x, y), _ = ks.datasets.load_digits()
+    (x, y), _ = datasets.load_digits()
     return x[:320], y[:320]
 
 
 def trained(optimizer, data, callbacks=(), epochs=3, model=None):
     keras.utils.set_random_seed(0)
-    model = model or ks.models.mlp((8, 8, 1), 10, width=24)
+    model = model or models.mlp((8, 8, 1), 10, width=24)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -231,7 +233,7 @@ def test_bad_landscape_arguments(digits):
     weights = model.get_weights()
     with pytest.raises(ValueError, match="`end_weights`"):
         landscape.interpolate(model, weights, weights[:-1], digits)
-    uncompiled = ks.models.mlp((8, 8, 1), 10)
+    uncompiled = models.mlp((8, 8, 1), 10)
     with pytest.raises(ValueError, match="compile"):
         landscape.slice_1d(uncompiled, digits)
     with pytest.raises(ValueError, match="`every`"):

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 import keras_signadam as ks
 from tests import reference
-from tests.conftest import small_model
-from tests.conftest import to_numpy
+from tests.helpers import small_model
+from tests.helpers import to_numpy
 
 ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP]
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
-from tests.conftest import to_numpy
+from keras_signadam.comparison import models
+from tests.helpers import to_numpy
 
 ALL = {
     "SignSGD": lambda: ks.SignSGD(threshold=1e-4),
@@ -22,7 +23,7 @@ ALL = {
 
 
 def trained_model_file(tmp_path, make_optimizer):
-    model = ks.models.mlp((8, 8, 1), 10, width=16)
+    model = models.mlp((8, 8, 1), 10, width=16)
     model.compile(optimizer=make_optimizer(), loss="mse")
     x = np.random.default_rng(0).uniform(size=(32, 8, 8, 1))
     model.fit(x, np.zeros((32, 10)), epochs=1, verbose=0)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
-from tests.conftest import to_numpy
+from tests.helpers import to_numpy
 
 ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP]
 

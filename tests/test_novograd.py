@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
 from tests import reference
-from tests.test_update_rules import DTYPES
-from tests.test_update_rules import SHAPES
-from tests.test_update_rules import apply_steps
-from tests.test_update_rules import make_problem
-from tests.test_update_rules import tolerance
+from tests.helpers import DTYPES
+from tests.helpers import SHAPES
+from tests.helpers import apply_steps
+from tests.helpers import make_problem
+from tests.helpers import tolerance
 
 VARIANTS = {
     "plain": {},
     "grad_averaging": {"grad_averaging": True},
-    "decay": {"momentum_weight_decay": 1e-2},
+    "decay": {"weight_decay": 1e-2},
     "amsgrad": {"amsgrad": True, "beta_2": 0.5},
-    "all": {"grad_averaging": True, "momentum_weight_decay": 1e-2,
+    "all": {"grad_averaging": True, "weight_decay": 1e-2,
             "amsgrad": True, "beta_1": 0.8},
 }
 
@@ -85,14 +86,35 @@ def test_state_is_at_most_55_percent_of_adam():
     assert sizes["novograd"] >= 4 * parameters
 
 
-def test_rejects_keras_weight_decay_with_a_pointer():
+def test_weight_decay_is_the_in_moment_decay_under_either_name():
+    thetas, grads = make_problem(3, np.float32)
+    by_name = apply_steps(ks.NovoGrad(learning_rate=1e-2, weight_decay=0.1),
+                          thetas, grads, "float32")
+    by_alias = apply_steps(
+        ks.NovoGrad(learning_rate=1e-2, momentum_weight_decay=0.1),
+        thetas, grads, "float32")
+    undecayed = apply_steps(ks.NovoGrad(learning_rate=1e-2), thetas, grads,
+                            "float32")
+    expected, _ = reference.run(
+        functools.partial(reference.NovoGrad, lr=1e-2, weight_decay=0.1),
+        thetas, grads, np.float32)
+    for a, b, e, u in zip(by_name, by_alias, expected, undecayed):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, e, **tolerance("float32"))
+    assert any(not np.allclose(a, u) for a, u in zip(by_name, undecayed))
+    # The config holds one name, and round-trips.
+    config = ks.NovoGrad(momentum_weight_decay=0.1).get_config()
+    assert config["weight_decay"] == pytest.approx(0.1)
+    assert "momentum_weight_decay" not in config
+    assert ks.NovoGrad.from_config(config).weight_decay == pytest.approx(0.1)
     with pytest.raises(ValueError, match="momentum_weight_decay"):
-        ks.NovoGrad(weight_decay=1e-4)
+        ks.NovoGrad(weight_decay=0.1, momentum_weight_decay=0.2)
 
 
 @pytest.mark.parametrize("argument,value", [
     ("beta_1", 1.0), ("beta_2", -0.5), ("epsilon", 0.0),
-    ("momentum_weight_decay", -1e-3), ("amsgrad", "yes"),
+    ("weight_decay", -1e-3), ("momentum_weight_decay", -1e-3),
+    ("amsgrad", "yes"),
     ("grad_averaging", 1), ("learning_rate", -0.1),
 ])
 def test_bad_arguments(argument, value):
@@ -112,7 +134,7 @@ def test_nonfinite_and_huge_gradients_keep_state_finite():
 
 
 def test_config_round_trip():
-    optimizer = ks.NovoGrad(momentum_weight_decay=1e-3, amsgrad=True,
+    optimizer = ks.NovoGrad(weight_decay=1e-3, amsgrad=True,
                             grad_averaging=True)
     clone = keras.optimizers.deserialize(
         keras.optimizers.serialize(optimizer))
@@ -120,7 +142,7 @@ def test_config_round_trip():
 
 
 def test_trains_digits():
-    (x, y), (x_test, y_test) = ks.datasets.load_digits()
+    (x, y), (x_test, y_test) = datasets.load_digits()
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
                               keras.layers.Dense(64, activation="relu"),
                               keras.layers.Dense(10)])

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 from tests import reference
-from tests.conftest import to_numpy
+from tests.helpers import to_numpy
 
 ALL = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP, ks.NovoGrad]
 
@@ -28,15 +30,27 @@ def exact_one_minus(beta, t):
 @pytest.mark.parametrize("beta_1,beta_2", [(0.9, 0.999),
                                            (0.9999999, 0.9999999)])
 def test_bias_correction_at_ten_million_steps(beta_1, beta_2):
+    import tensorflow as tf
+
     t = 10**7
     optimizer = ks.SignAdam(learning_rate=1e-3, beta_1=beta_1, beta_2=beta_2)
     variable = keras.Variable(np.zeros(3, "float32"))
     optimizer.build([variable])
-    # The state after t - 1 steps with zero gradients: moments 0,
-    # log(prod beta_1) = (t - 1) log(beta_1).
-    optimizer.iterations.assign(t - 1)
-    optimizer._beta_1_log_product.assign(
-        [(t - 1) * math.log1p(np.float32(beta_1) - 1.0), 0.0])
+    # t - 1 steps with zero gradients leave the moments at 0; the shared
+    # step state is advanced by the optimizer's own per-step code, t - 1
+    # times, in one compiled loop.
+    history = optimizer._history
+
+    @tf.function(jit_compile=True, autograph=False)
+    def advance(n):
+        def body(i):
+            history.advance(optimizer, optimizer.beta_1)
+            return (i + 1,)
+
+        return tf.while_loop(lambda i: i < n, body, (tf.constant(0),))
+
+    advance(tf.constant(t - 1))
+    assert int(to_numpy(history.steps)) == t - 1
     g = np.array([1.0, -1.0, 0.0], "float32")
     optimizer.apply([g], [variable])
     b1 = float(np.float32(beta_1))
@@ -45,6 +59,56 @@ def test_bias_correction_at_ten_million_steps(beta_1, beta_2):
     expected = -1e-3 * m_hat / (np.sqrt(v_hat) + 1e-8)
     assert finite_everywhere(optimizer, [variable])
     np.testing.assert_allclose(to_numpy(variable), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_setting_iterations_does_not_change_the_steps(cls):
+    """The bias corrections and NovoGrad's first-step rule count the steps
+    the moments took, not `iterations` (which a warm start may set)."""
+    rng = np.random.default_rng(4)
+    grads = [rng.normal(size=(4, 3)).astype("float32") for _ in range(5)]
+    trajectories = []
+    for start in (0, 1000):
+        optimizer = cls(learning_rate=1e-3)
+        variable = keras.Variable(np.zeros((4, 3), "float32"))
+        optimizer.build([variable])
+        optimizer.iterations.assign(start)
+        values = []
+        for g in grads:
+            optimizer.apply([g], [variable])
+            values.append(to_numpy(variable).copy())
+        trajectories.append(values)
+        # Each step of a sign method moves a component by about lr
+        # (NovoGrad's by lr times its normalized gradient).
+        steps = np.abs(np.diff([np.zeros((4, 3))] + values, axis=0))
+        assert steps.max() <= 1.01e-3 * (
+            np.sqrt(12) if cls is ks.NovoGrad else 1.0)
+    for a, b in zip(*trajectories):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", ALL)
+def test_float64_variables_step_in_float64(cls):
+    """A step far below float32's resolution is kept, as Keras's SGD
+    keeps it."""
+    start = 1.0 + 1e-12
+    lr = 1e-13
+    variable = keras.Variable(np.full(4, start), dtype="float64")
+    optimizer = cls(learning_rate=lr)
+    optimizer.apply([keras.ops.ones(4, dtype="float64")], [variable])
+    sgd_variable = keras.Variable(np.full(4, start), dtype="float64")
+    keras.optimizers.SGD(learning_rate=lr).apply(
+        [keras.ops.ones(4, dtype="float64")], [sgd_variable])
+    got = to_numpy(variable)
+    assert got.dtype == np.float64
+    assert np.all(got < start)
+    # The first step of each rule here is lr * sign(g) (NovoGrad's:
+    # lr * g / ||g|| = lr / 2 for four ones), like SGD's lr * g.
+    scale = 0.5 if cls is ks.NovoGrad else 1.0
+    np.testing.assert_allclose(start - got, scale * (start - to_numpy(
+        sgd_variable)), rtol=1e-3)
+    assert all(v.dtype == "float64" for v in optimizer.variables
+               if len(v.shape) and v.shape == variable.shape)
 
 
 @pytest.mark.parametrize("beta_1,beta_2", [(0.0, 0.0), (0.0, 0.999),
@@ -119,8 +183,8 @@ def test_zero_size_and_scalar_variables(cls):
 def test_loss_scale_overflow_under_mixed_float16():
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        (x, y), _ = ks.datasets.load_digits()
-        model = ks.models.mlp((8, 8, 1), 10, width=32)
+        (x, y), _ = datasets.load_digits()
+        model = models.mlp((8, 8, 1), 10, width=32)
         optimizer = keras.optimizers.LossScaleOptimizer(
             ks.SignAdamPP(learning_rate=3e-3), initial_scale=2.0**60)
         model.compile(optimizer=optimizer,

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 import keras_signadam as ks
 from tests import reference
-from tests.conftest import to_numpy
+from tests.helpers import to_numpy
 
 SETTINGS = settings(max_examples=50, deadline=None, derandomize=True)
 shapes = st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple)

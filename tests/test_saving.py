@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import keras_signadam as ks
-from tests.conftest import small_model
-from tests.conftest import to_numpy
+from tests.helpers import small_model
+from tests.helpers import to_numpy
 
 OPTIMIZERS = {
     "SignSGD": lambda: ks.SignSGD(learning_rate=2e-3, threshold=1e-4,

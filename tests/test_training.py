@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
-from tests.conftest import small_model
+from keras_signadam.comparison import datasets
+from tests.helpers import small_model
 
 OPTIMIZERS = {
     "SignAdamPP": lambda: ks.SignAdamPP(learning_rate=3e-3),
@@ -17,7 +18,7 @@ OPTIMIZERS = {
 
 @pytest.fixture(scope="module")
 def digits():
-    return ks.datasets.load_digits()
+    return datasets.load_digits()
 
 
 @pytest.mark.parametrize("jit_compile", [False, True])

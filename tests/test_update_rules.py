@@ -5,16 +5,17 @@ without decoupled weight decay and clipping."""
 import functools
 
 import keras
-import ml_dtypes
 import numpy as np
 import pytest
 
 import keras_signadam as ks
 from tests import reference
-from tests.conftest import to_numpy
-
-SHAPES = [(), (7,), (5, 3), (2, 3, 4)]
-STEPS = 12
+from tests.helpers import DTYPES
+from tests.helpers import SHAPES
+from tests.helpers import apply_steps
+from tests.helpers import make_problem
+from tests.helpers import to_numpy
+from tests.helpers import tolerance
 
 CASES = {
     "sign_sgd": (ks.SignSGD, reference.SignSGD, dict(learning_rate=1e-2)),
@@ -22,6 +23,12 @@ CASES = {
         ks.SignSGD,
         reference.SignSGD,
         dict(learning_rate=1e-2, threshold=4e-4, coupled_weight_decay=5e-2),
+    ),
+    "sign_sgd_soft_relative": (
+        ks.SignSGD,
+        reference.SignSGD,
+        dict(learning_rate=1e-2, threshold=0.8, confidence="soft",
+             threshold_mode="relative"),
     ),
     "signum": (ks.Signum, reference.Signum, dict(learning_rate=1e-2,
                                                  momentum=0.8)),
@@ -41,53 +48,11 @@ CASES = {
     ),
 }
 
-DTYPES = {
-    "float32": np.float32,
-    "bfloat16": ml_dtypes.bfloat16,
-    "float16": np.float16,
-}
-
 REF_ARGS = {"learning_rate": "lr"}
 
 
 def reference_kwargs(kwargs):
     return {REF_ARGS.get(k, k): v for k, v in kwargs.items()}
-
-
-def make_problem(seed, dtype):
-    rng = np.random.default_rng(seed)
-    thetas = [rng.normal(size=s).astype(np.float32) for s in SHAPES]
-    grads = []
-    for _ in range(STEPS):
-        step = []
-        for s in SHAPES:
-            # Magnitudes on both sides of the 5e-4 threshold, and exact zeros.
-            g = rng.normal(size=s) * 10.0 ** rng.uniform(-4.5, -2, size=s)
-            g = np.where(rng.uniform(size=s) < 0.1, 0.0, g)
-            step.append(np.asarray(g, np.float32).astype(dtype)
-                        .astype(np.float32))
-        grads.append(step)
-    return thetas, grads
-
-
-def apply_steps(optimizer, thetas, grads, dtype_name):
-    variables = [
-        keras.Variable(th, dtype=dtype_name, name=f"v{i}")
-        for i, th in enumerate(thetas)
-    ]
-    for step in grads:
-        optimizer.apply(
-            [keras.ops.convert_to_tensor(g, dtype_name) for g in step],
-            variables,
-        )
-    return [to_numpy(v).astype(np.float32) for v in variables]
-
-
-def tolerance(dtype_name):
-    if dtype_name == "float32":
-        return dict(rtol=2e-5, atol=2e-6)
-    # One rounding step of the 16-bit parameter.
-    return dict(rtol=1e-2, atol=1e-3)
 
 
 def clipping(dtype_name):
@@ -125,7 +90,9 @@ def test_matches_reference(case, dtype_name, weight_decay, clip):
     )
 
 
-@pytest.mark.parametrize("case", ["sign_sgd_dead_zone", "sign_adam_pp_hard",
+@pytest.mark.parametrize("case", ["sign_sgd_dead_zone",
+                                  "sign_sgd_soft_relative",
+                                  "sign_adam_pp_hard",
                                   "sign_adam_pp_soft",
                                   "sign_adam_pp_relative"])
 def test_sparsity_counts_zero_confidence(case):

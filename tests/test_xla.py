@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
-from tests.test_update_rules import apply_steps
-from tests.test_update_rules import make_problem
+from tests.helpers import apply_steps
+from tests.helpers import make_problem
 
 ALL = {
     "SignSGD": dict(threshold=2e-4, coupled_weight_decay=1e-2),
@@ -14,7 +14,7 @@ ALL = {
     "SignAdam": dict(weight_decay=1e-2),
     "SignAdamPP": dict(confidence="soft", threshold_mode="relative",
                        threshold=0.5),
-    "NovoGrad": dict(amsgrad=True, momentum_weight_decay=1e-3),
+    "NovoGrad": dict(amsgrad=True, weight_decay=1e-3),
 }
 
 
@@ -54,9 +54,9 @@ def test_compiled_update_is_used_and_cached():
     optimizer = ks.SignAdamPP()
     thetas, grads = make_problem(1, np.float32)
     apply_steps(optimizer, thetas, grads, "float32")
-    functions = list(optimizer._xla_updates.functions.values())
+    functions = list(optimizer._compiled.functions.values())
     assert len(functions) == 1
     assert functions[0].experimental_get_tracing_count() == 1
     plain = ks.SignAdamPP(jit_compile=False)
     apply_steps(plain, thetas, grads, "float32")
-    assert not plain._xla_updates.functions
+    assert plain._compiled is None

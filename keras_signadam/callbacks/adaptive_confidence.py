@@ -3,8 +3,8 @@ import math
 import keras
 import numpy as np
 
+from keras_signadam import checks
 from keras_signadam.callbacks import common
-from keras_signadam.optimizers import checks
 
 
 class AdaptiveConfidence(keras.callbacks.Callback):

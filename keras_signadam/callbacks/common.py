@@ -1,10 +1,12 @@
-"""Helpers shared by the callbacks: finding the optimizer's threshold and
-writing the confidence figures into `logs`."""
+"""Helpers shared by the callbacks: finding the hyperparameter a callback
+changes, by the capability an optimizer declares, and writing the
+confidence figures into `logs`."""
 
-import keras
+import warnings
+
 from keras import ops
 
-from keras_signadam.optimizers import checks
+from keras_signadam import checks
 
 
 def unwrap(optimizer):
@@ -12,13 +14,20 @@ def unwrap(optimizer):
     return getattr(optimizer, "inner_optimizer", optimizer)
 
 
+def declared_variable(optimizer, capability):
+    """The variable an optimizer declares for `capability`
+    (`"confidence_threshold_variable"` or `"momentum_variable"`), or
+    None."""
+    name = getattr(type(optimizer), capability, None)
+    return getattr(optimizer, name) if isinstance(name, str) else None
+
+
 def threshold_optimizer(model, callback_name):
     optimizer = unwrap(model.optimizer)
-    threshold = getattr(optimizer, "threshold", None)
-    if not isinstance(threshold, keras.Variable):
+    if declared_variable(optimizer, "confidence_threshold_variable") is None:
         raise ValueError(
-            f"`{callback_name}` needs an optimizer whose confidence threshold "
-            "is a variable (`SignAdamPP` or `SignSGD` from keras_signadam). "
+            f"`{callback_name}` needs an optimizer with a confidence "
+            "threshold (`SignAdamPP` or `SignSGD` from keras_signadam). "
             f"Received: optimizer={type(optimizer).__name__}"
         )
     return optimizer
@@ -30,18 +39,22 @@ def enable_statistics(model, optimizer):
     tracing, so the train function is made again when it changes."""
     if optimizer.track_statistics:
         return
-    optimizer.track_statistics = True
+    with warnings.catch_warnings():
+        # Its warning asks for what the next lines do.
+        warnings.simplefilter("ignore")
+        optimizer.track_statistics = True
     if getattr(model, "train_function", None) is not None:
         model.make_train_function(force=True)
 
 
 def get_threshold(optimizer):
-    return float(ops.convert_to_numpy(optimizer.threshold))
+    variable = declared_variable(optimizer, "confidence_threshold_variable")
+    return float(ops.convert_to_numpy(variable))
 
 
 def set_threshold(optimizer, value, name="threshold"):
     value = checks.check_non_negative(name, value)
-    optimizer.threshold.assign(value)
+    declared_variable(optimizer, "confidence_threshold_variable").assign(value)
     return value
 
 

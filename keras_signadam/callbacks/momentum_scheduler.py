@@ -1,10 +1,7 @@
 import keras
 
+from keras_signadam import checks
 from keras_signadam.callbacks import common
-from keras_signadam.optimizers import checks
-
-# This package's optimizers and the variable that holds their momentum.
-_MOMENTUM_VARIABLES = ("beta_1", "momentum")
 
 
 class MomentumScheduler(keras.callbacks.Callback):
@@ -44,10 +41,9 @@ class MomentumScheduler(keras.callbacks.Callback):
 
     def _optimizer(self):
         optimizer = common.unwrap(self.model.optimizer)
-        for name in _MOMENTUM_VARIABLES:
-            variable = getattr(optimizer, name, None)
-            if isinstance(variable, keras.Variable):
-                return optimizer, variable
+        variable = common.declared_variable(optimizer, "momentum_variable")
+        if variable is not None:
+            return optimizer, variable
         if isinstance(optimizer, keras.optimizers.SGD):
             if not optimizer.momentum:
                 raise ValueError(

@@ -7,3 +7,24 @@ from keras_signadam.optimizers.sign_sgd import SignSGD
 from keras_signadam.optimizers.signum import Signum
 
 __all__ = ["NovoGrad", "SignAdam", "SignAdamPP", "SignSGD", "Signum"]
+
+
+def _register_short_names():
+    """`model.compile(optimizer="signadampp")`, as with Keras's "adam".
+
+    Keras resolves a string identifier through the registry of custom
+    objects; the decorator registers "keras_signadam>SignAdamPP" (also
+    usable as a string), and these entries add the lower-case class and
+    module names ("signadampp", "sign_adam_pp"). Configs and saved models
+    keep the full registered name.
+    """
+    import keras
+
+    registry = keras.saving.get_custom_objects()
+    for cls in (NovoGrad, SignAdam, SignAdamPP, SignSGD, Signum):
+        module_name = cls.__module__.rsplit(".", 1)[-1]
+        for alias in (cls.__name__.lower(), module_name):
+            registry.setdefault(alias, cls)
+
+
+_register_short_names()

@@ -1,9 +1,10 @@
-"""The confidence function of signADAM++ and the bias correction of Adam.
+"""The confidence function of signADAM++.
 
-Shared by every sign-based optimizer of the package, so that the rule for
-which gradient components count as "already learned" lives in one place.
+Shared by the optimizers that filter the sign of the gradient (`SignSGD`,
+`SignAdamPP`), so that the rule for which gradient components count as
+"already learned" lives in one place.
 
-For a gradient component g and threshold delta (both float32):
+For a gradient component g and threshold delta:
 
 - hard confidence: ``c = 1[|g| > delta]``
 - soft confidence: ``c = clip(|g| / delta - 1, 0, 1)``, a ramp that is 0 up
@@ -20,6 +21,7 @@ import math
 
 from keras import ops
 
+from keras_signadam import checks
 from keras_signadam.optimizers import reductions
 
 CONFIDENCE_KINDS = ("hard", "soft")
@@ -30,7 +32,7 @@ _TINY = 1.1754944e-38
 
 
 def root_mean_square(g):
-    """RMS of a float32 tensor, without overflow or underflow."""
+    """RMS of a float tensor, without overflow or underflow."""
     size = math.prod(g.shape)
     if size == 0:
         return ops.zeros((), g.dtype)
@@ -44,7 +46,7 @@ def effective_threshold(g, threshold, mode):
 
 
 def confidence(g, threshold, kind="hard", mode="absolute"):
-    """Confidence c(g) in [0, 1] for each component of float32 tensor `g`."""
+    """Confidence c(g) in [0, 1] for each component of `g`."""
     delta = effective_threshold(g, threshold, mode)
     magnitude = ops.abs(g)
     if kind == "hard":
@@ -60,44 +62,29 @@ def confident_sign(g, threshold, kind="hard", mode="absolute"):
     return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
 
 
-# Below this a decay's logarithm is clamped: exp(-100) is far under the
-# smallest float32, and -inf (from beta = 0) would make the sum NaN.
-_LOG_FLOOR = -100.0
+class ConfidenceArguments:
+    """The confidence arguments of an optimizer (`threshold`, `confidence`,
+    `threshold_mode`): checked once, held once, configured once."""
 
+    def __init__(self, optimizer, threshold, kind, mode):
+        checks.check_choice("confidence", kind, CONFIDENCE_KINDS)
+        checks.check_choice("threshold_mode", mode, THRESHOLD_MODES)
+        self.kind, self.mode = kind, mode
+        # A validated variable: callbacks and users change it without
+        # re-tracing, and a bad value is refused where it is written.
+        self.threshold = optimizer.add_hyperparameter(
+            "threshold", threshold, checks.check_non_negative
+        )
 
-def log_decay(beta):
-    """log(beta) for a float32 tensor beta in [0, 1), accurate near 1
-    (``log1p(beta - 1)``: the subtraction is exact there)."""
-    return ops.maximum(ops.log1p(beta - 1.0), _LOG_FLOOR)
+    def signal(self, g):
+        return confident_sign(
+            g, ops.cast(self.threshold, g.dtype), self.kind, self.mode
+        )
 
+    def config(self):
+        return {
+            "threshold": float(ops.convert_to_numpy(self.threshold)),
+            "confidence": self.kind,
+            "threshold_mode": self.mode,
+        }
 
-def accumulate_log_decay(log_sum, beta):
-    """Adds log(beta) to a compensated (Kahan) sum.
-
-    `log_sum` is a float32 tensor ``[sum, compensation]``. The sum of the
-    logs of the beta_1 values used so far is log(prod beta_1): kept this
-    way, the bias correction ``1 - prod beta_1 = -expm1(sum)`` is exact
-    when beta_1 is annealed, and does not drift over 10**7 steps the way a
-    float32 running product does.
-    """
-    total, compensation = log_sum[0], log_sum[1]
-    term = log_decay(beta) - compensation
-    new_total = total + term
-    compensation = (new_total - total) - term
-    return ops.stack([new_total, compensation])
-
-
-def one_minus_power(log_beta, t):
-    """``1 - beta**t`` from a double-precision ``log_beta`` (Python float)
-    and float32 step `t`, accurate for beta close to 1 and any t."""
-    return -ops.expm1(t * max(log_beta, _LOG_FLOOR))
-
-
-def bias_corrected_ratio(m, v, beta_1_correction, beta_2_correction,
-                         epsilon):
-    """Adam's ``m_hat / (sqrt(v_hat) + epsilon)`` with
-    ``m_hat = m / beta_1_correction`` and ``v_hat = v / beta_2_correction``
-    (the corrections being ``1 - prod beta``)."""
-    m_hat = m / beta_1_correction
-    v_hat = v / beta_2_correction
-    return m_hat / (ops.sqrt(v_hat) + epsilon)

@@ -1,8 +1,10 @@
 import keras
 from keras import ops
 
+from keras_signadam import checks
+from keras_signadam import compat
 from keras_signadam.optimizers import base
-from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import docs
 from keras_signadam.optimizers import reductions
 
 # Largest finite float32: a layer's squared gradient norm is clamped to it,
@@ -11,7 +13,7 @@ _FLOAT32_MAX = 3.4028235e38
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
-@base.fill_docstring
+@docs.fill_docstring
 class NovoGrad(base.Optimizer):
     """NovoGrad: SGD with layer-wise second moments (Ginsburg et al., 2019).
 
@@ -22,16 +24,18 @@ class NovoGrad(base.Optimizer):
         v_l <- beta_2 * v_l + (1 - beta_2) * ||g_l||**2
                (first step: v_l = ||g_l||**2)
         m_l <- beta_1 * m_l + a * (g_l / (sqrt(v_l) + epsilon)
-                                   + momentum_weight_decay * theta_l)
+                                   + weight_decay * theta_l)
         theta_l <- theta_l - lr * m_l
 
     with `a = 1 - beta_1` when `grad_averaging=True`, else `a = 1`. With
     `amsgrad=True` the running maximum of v_l is used in the denominator.
+    "First step" is the first step the moments take, whatever
+    `iterations` holds.
 
-    NovoGrad's own decay, `momentum_weight_decay`, enters the momentum (it is
-    scaled by the normalized-gradient machinery above), which is not the
-    same as Keras's decoupled `weight_decay`; to keep the two from being
-    confused or applied twice, `weight_decay` is rejected here.
+    `weight_decay` is NovoGrad's own decay d, which enters the momentum
+    (as in the paper, TF Addons, optax and NeMo). It is not also applied
+    the decoupled Keras way; `exclude_from_weight_decay` is honoured.
+    `momentum_weight_decay` is an alias of it.
 
     Args:
         learning_rate: Defaults to `1e-3`.
@@ -39,10 +43,11 @@ class NovoGrad(base.Optimizer):
         beta_2: Decay of the layer-wise second moment, in [0, 1). Defaults
             to `0.98`.
         epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
-        momentum_weight_decay: d >= 0 above. Defaults to `0.0`.
+        weight_decay: d >= 0 above. Defaults to `None` (0).
         grad_averaging: Multiply the momentum input by `1 - beta_1`.
             Defaults to `False`.
         amsgrad: Use the running maximum of v_l. Defaults to `False`.
+        momentum_weight_decay: Alias of `weight_decay`.
         {{base_arguments}}
 
     References:
@@ -51,45 +56,59 @@ class NovoGrad(base.Optimizer):
           https://arxiv.org/abs/1905.11286)
     """
 
+    momentum_variable = "beta_1"
+
     def __init__(
         self,
         learning_rate=1e-3,
         beta_1=0.95,
         beta_2=0.98,
         epsilon=1e-8,
-        momentum_weight_decay=0.0,
+        weight_decay=None,
         grad_averaging=False,
         amsgrad=False,
+        momentum_weight_decay=None,
         jit_compile=True,
         name="novograd",
         **kwargs,
     ):
-        if kwargs.get("weight_decay") is not None:
-            raise ValueError(
-                "NovoGrad applies its own decay inside the momentum: use "
-                "`momentum_weight_decay` instead of `weight_decay`. "
-                f"Received: weight_decay={kwargs['weight_decay']!r}"
-            )
-        beta_1 = checks.check_beta("beta_1", beta_1)
-        beta_2 = checks.check_beta("beta_2", beta_2)
-        epsilon = checks.check_positive("epsilon", epsilon)
-        momentum_weight_decay = checks.check_non_negative(
+        weight_decay = checks.check_optional_non_negative(
+            "weight_decay", weight_decay
+        )
+        momentum_weight_decay = checks.check_optional_non_negative(
             "momentum_weight_decay", momentum_weight_decay
         )
+        if momentum_weight_decay is not None:
+            if weight_decay not in (None, momentum_weight_decay):
+                raise ValueError(
+                    "`momentum_weight_decay` is an alias of `weight_decay`; "
+                    "give one of them. Received: "
+                    f"weight_decay={weight_decay!r}, "
+                    f"momentum_weight_decay={momentum_weight_decay!r}"
+                )
+            weight_decay = momentum_weight_decay
+        checks.check_beta("beta_1", beta_1)
+        beta_2 = checks.check_beta("beta_2", beta_2)
+        epsilon = checks.check_positive("epsilon", epsilon)
         checks.check_bool("grad_averaging", grad_averaging)
         checks.check_bool("amsgrad", amsgrad)
         super().__init__(
             learning_rate=learning_rate,
             jit_compile=jit_compile,
             name=name,
+            weight_decay=weight_decay,
             **kwargs,
         )
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.momentum_weight_decay = momentum_weight_decay
         self.grad_averaging = grad_averaging
         self.amsgrad = amsgrad
-        self.beta_1 = self.add_scalar_variable("beta_1", beta_1)
+        self.beta_1 = self.add_hyperparameter("beta_1", beta_1,
+                                              checks.check_beta)
+
+    @property
+    def momentum_weight_decay(self):
+        return self.weight_decay or 0.0
 
     def build(self, var_list):
         if self.built:
@@ -103,20 +122,24 @@ class NovoGrad(base.Optimizer):
             self._max_layer_velocities = self.add_state_variables(
                 var_list, "max_layer_velocity", shape=(), dtype="float32"
             )
+        self._steps = self.add_scalar_variable("moment_steps", 0,
+                                               dtype="int64")
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, "float32")
-        g, raw = self.prepare_gradient(gradient)
-        index = self._get_variable_index(variable)
+        g, raw = self.prepare_gradient(gradient, variable)
+        dtype = g.dtype
+        lr = self.step_size(learning_rate, variable)
+        index = self.variable_index(variable)
         m = self._momentums[index]
         v = self._layer_velocities[index]
-        beta_1 = ops.cast(self.beta_1, "float32")
+        beta_1 = ops.cast(self.beta_1, dtype)
 
         squared_norm = ops.minimum(
-            ops.square(reductions.l2_norm(g)), _FLOAT32_MAX
+            ops.cast(ops.square(reductions.l2_norm(g)), "float32"),
+            _FLOAT32_MAX,
         )
         v_new = ops.where(
-            ops.equal(self.iterations, 0),
+            ops.equal(self._steps, 0),
             squared_norm,
             self.beta_2 * v + (1.0 - self.beta_2) * squared_norm,
         )
@@ -126,17 +149,21 @@ class NovoGrad(base.Optimizer):
             denominator = ops.maximum(v_max, v_new)
             self.assign(v_max, denominator)
 
-        theta = ops.cast(variable, "float32")
-        direction = g / (ops.sqrt(denominator) + self.epsilon)
-        if self.momentum_weight_decay:
-            direction = direction + self.momentum_weight_decay * theta
+        theta = ops.cast(variable, dtype)
+        direction = g / (ops.cast(ops.sqrt(denominator), dtype)
+                         + self.epsilon)
+        if self.weight_decay and compat.uses_weight_decay(self, variable):
+            direction = direction + self.weight_decay * theta
         if self.grad_averaging:
             direction = (1.0 - beta_1) * direction
-        m_new = beta_1 * ops.cast(m, "float32") + direction
+        m_new = beta_1 * m + direction
         self.write_variable(variable, theta - lr * m_new)
         self.write_variable(m, m_new)
         self.assign(v, v_new)
         self.record_statistics(variable, raw)
+
+    def finish_step(self):
+        self.assign_add(self._steps, ops.ones((), "int64"))
 
     def get_config(self):
         config = super().get_config()
@@ -145,7 +172,6 @@ class NovoGrad(base.Optimizer):
                 "beta_1": float(ops.convert_to_numpy(self.beta_1)),
                 "beta_2": self.beta_2,
                 "epsilon": self.epsilon,
-                "momentum_weight_decay": self.momentum_weight_decay,
                 "grad_averaging": self.grad_averaging,
                 "amsgrad": self.amsgrad,
             }

@@ -1,15 +1,14 @@
-import math
-
 import keras
 from keras import ops
 
+from keras_signadam import checks
 from keras_signadam.optimizers import base
-from keras_signadam.optimizers import checks
-from keras_signadam.optimizers import confidence
+from keras_signadam.optimizers import bias_correction
+from keras_signadam.optimizers import docs
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
-@base.fill_docstring
+@docs.fill_docstring
 class SignAdam(base.Optimizer):
     """signADAM: Adam driven by the sign of the gradient.
 
@@ -19,16 +18,15 @@ class SignAdam(base.Optimizer):
         m <- beta_1 * m + (1 - beta_1) * s
         v <- beta_2 * v + (1 - beta_2) * s**2
         m_hat = m / (1 - prod_{k<=t} beta_1_k),  v_hat = v / (1 - beta_2**t)
-
-    (computed as ``-expm1(sum log beta)``, exact for beta close to 1 and
-    for any number of steps).
         theta <- theta - lr * m_hat / (sqrt(v_hat) + epsilon)
 
     Because |s| <= 1 each step is bounded by about `lr`, and |m_hat|
     measures how consistently a component's sign agreed over recent steps.
     `beta_1` is held in an optimizer variable and its bias correction uses
-    the running product of the values actually used, so annealing it during
+    the product of the values actually used, so annealing it during
     training (`keras_signadam.callbacks.MomentumScheduler`) stays exact.
+    t counts the steps the moments have taken (see `bias_correction.py`:
+    exact for beta close to 1 and any t, independent of `iterations`).
 
     Args:
         learning_rate: Defaults to `1e-3`.
@@ -45,6 +43,9 @@ class SignAdam(base.Optimizer):
         - [Kingma & Ba, 2015](https://arxiv.org/abs/1412.6980)
     """
 
+    momentum_variable = "beta_1"
+    tracks_sparsity = True
+
     def __init__(
         self,
         learning_rate=1e-3,
@@ -55,7 +56,7 @@ class SignAdam(base.Optimizer):
         name="sign_adam",
         **kwargs,
     ):
-        beta_1 = checks.check_beta("beta_1", beta_1)
+        checks.check_beta("beta_1", beta_1)
         beta_2 = checks.check_beta("beta_2", beta_2)
         epsilon = checks.check_positive("epsilon", epsilon)
         super().__init__(
@@ -66,24 +67,16 @@ class SignAdam(base.Optimizer):
         )
         self.beta_2 = beta_2
         self.epsilon = epsilon
-        self.beta_1 = self.add_scalar_variable("beta_1", beta_1)
+        self.beta_1 = self.add_hyperparameter("beta_1", beta_1,
+                                              checks.check_beta)
 
     def build(self, var_list):
         if self.built:
             return
         super().build(var_list)
-        self._momentums, self._velocities = (
-            self.add_state_variables(var_list, "momentum"),
-            self.add_state_variables(var_list, "velocity"),
-        )
-        # The compensated sum of log(beta_1) over the steps taken. One for
-        # all variables (all step together), advanced in `finish_step`:
-        # per-variable copies cost five tiny kernels per tensor per step.
-        self._beta_1_log_product = self.add_scalar_variable(
-            "beta_1_log_product", 0.0, shape=(2,)
-        )
-
-    tracks_sparsity = True
+        self._momentums = self.add_state_variables(var_list, "momentum")
+        self._velocities = self.add_state_variables(var_list, "velocity")
+        self._history = bias_correction.MomentHistory(self)
 
     def signal(self, g):
         """The signed input of the moments and its zero indicator."""
@@ -91,45 +84,36 @@ class SignAdam(base.Optimizer):
         return s, ops.cast(ops.equal(s, 0.0), g.dtype)
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, "float32")
-        g, raw = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient, variable)
+        dtype = g.dtype
+        lr = self.step_size(learning_rate, variable)
         s, zeros = self.signal(g)
 
-        index = self._get_variable_index(variable)
+        index = self.variable_index(variable)
         m = self._momentums[index]
         v = self._velocities[index]
-        beta_1 = ops.cast(self.beta_1, "float32")
+        beta_1 = ops.cast(self.beta_1, dtype)
 
-        m_new = beta_1 * ops.cast(m, "float32") + (1.0 - beta_1) * s
-        v_new = self.beta_2 * ops.cast(v, "float32") + (
-            1.0 - self.beta_2
-        ) * ops.square(s)
-        log_product_new = confidence.accumulate_log_decay(
-            self._beta_1_log_product, beta_1
-        )
-        ratio = confidence.bias_corrected_ratio(
+        m_new = beta_1 * m + (1.0 - beta_1) * s
+        v_new = self.beta_2 * v + (1.0 - self.beta_2) * ops.square(s)
+        ratio = bias_correction.corrected_ratio(
             m_new,
             v_new,
-            -ops.expm1(log_product_new[0]),
-            confidence.one_minus_power(
-                math.log(self.beta_2) if self.beta_2 else -math.inf,
-                self.step_count(),
+            self._history.beta_1_correction(beta_1),
+            bias_correction.one_minus_power(
+                bias_correction.python_log(self.beta_2),
+                self._history.step(dtype),
             ),
             self.epsilon,
         )
-        theta = self.decayed_value(variable, learning_rate)
+        theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ratio)
         self.write_variable(m, m_new)
         self.write_variable(v, v_new)
         self.record_statistics(variable, raw, zeros)
 
     def finish_step(self):
-        self.assign(
-            self._beta_1_log_product,
-            confidence.accumulate_log_decay(
-                self._beta_1_log_product, ops.cast(self.beta_1, "float32")
-            ),
-        )
+        self._history.advance(self, self.beta_1)
 
     def get_config(self):
         config = super().get_config()

@@ -1,13 +1,12 @@
 import keras
-from keras import ops
 
-from keras_signadam.optimizers import base
-from keras_signadam.optimizers import checks
 from keras_signadam.optimizers import confidence as confidence_module
+from keras_signadam.optimizers import docs
 from keras_signadam.optimizers.sign_adam import SignAdam
 
+
 @keras.saving.register_keras_serializable(package="keras_signadam")
-@base.fill_docstring
+@docs.fill_docstring
 class SignAdamPP(SignAdam):
     """signADAM++: SignAdam filtered by a confidence function.
 
@@ -30,10 +29,11 @@ class SignAdamPP(SignAdam):
       fits every layer's scale.
 
     `threshold=0` gives `SignAdam`. The threshold is the optimizer variable
-    `optimizer.threshold`. With `track_statistics=True`,
-    `optimizer.sparsity` is the fraction of gradient components with zero
-    confidence in the last step, and `optimizer.nonfinite_count` the
-    non-finite components skipped so far.
+    `optimizer.threshold`; `optimizer.threshold.assign(value)` changes it
+    without re-tracing and refuses values that are not finite numbers >= 0.
+    With `track_statistics=True`, `optimizer.sparsity` is the fraction of
+    gradient components with zero confidence in the last step, and
+    `optimizer.nonfinite_count` the non-finite components skipped so far.
     `keras_signadam.callbacks.AdaptiveConfidence` adapts the threshold
     during training.
 
@@ -54,6 +54,8 @@ class SignAdamPP(SignAdam):
           https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
     """
 
+    confidence_threshold_variable = "threshold"
+
     def __init__(
         self,
         learning_rate=1e-3,
@@ -67,13 +69,6 @@ class SignAdamPP(SignAdam):
         name="sign_adam_pp",
         **kwargs,
     ):
-        threshold = checks.check_non_negative("threshold", threshold)
-        checks.check_choice(
-            "confidence", confidence, confidence_module.CONFIDENCE_KINDS
-        )
-        checks.check_choice(
-            "threshold_mode", threshold_mode, confidence_module.THRESHOLD_MODES
-        )
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,
@@ -83,26 +78,17 @@ class SignAdamPP(SignAdam):
             name=name,
             **kwargs,
         )
+        self._confidence = confidence_module.ConfidenceArguments(
+            self, threshold, confidence, threshold_mode
+        )
+        self.threshold = self._confidence.threshold
         self.confidence = confidence
         self.threshold_mode = threshold_mode
-        self.threshold = self.add_scalar_variable("threshold", threshold)
 
     def signal(self, g):
-        return confidence_module.confident_sign(
-            g,
-            ops.cast(self.threshold, "float32"),
-            self.confidence,
-            self.threshold_mode,
-        )
+        return self._confidence.signal(g)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "threshold": float(ops.convert_to_numpy(self.threshold)),
-                "confidence": self.confidence,
-                "threshold_mode": self.threshold_mode,
-            }
-        )
+        config.update(self._confidence.config())
         return config
-

@@ -1,32 +1,39 @@
 import keras
 from keras import ops
 
+from keras_signadam import checks
 from keras_signadam.optimizers import base
-from keras_signadam.optimizers import checks
-from keras_signadam.optimizers import confidence
+from keras_signadam.optimizers import confidence as confidence_module
+from keras_signadam.optimizers import docs
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
-@base.fill_docstring
+@docs.fill_docstring
 class SignSGD(base.Optimizer):
-    """SignSGD (Bernstein et al., 2018), with an optional dead zone.
+    """SignSGD (Bernstein et al., 2018), with an optional confidence filter.
 
     Update rule for parameter `theta` with gradient `g`:
 
         g <- g + coupled_weight_decay * theta        (if set)
-        theta <- theta - lr * 1[|g| > threshold] * sign(g)
+        theta <- theta - lr * c(g) * sign(g)
 
-    With `threshold = 0` (default) this is plain SignSGD. With
-    `threshold > 0` and `coupled_weight_decay` it is exactly the update rule
-    of the authors' released signADAM++ code: a ternary, dead-zone SGD in
-    which components whose gradient is within `threshold` of zero do not
-    move. The threshold is held in an optimizer variable, so
-    `keras_signadam.callbacks` can adapt it without re-tracing.
+    with the confidence c(g) of `SignAdamPP` (`confidence="hard"`:
+    c = 1[|g| > threshold]; `"soft"`: a ramp from threshold to twice it;
+    `threshold_mode="relative"`: the threshold multiplies the tensor's
+    gradient RMS). With `threshold = 0` (default) this is plain SignSGD.
+    With hard confidence, `threshold > 0` and `coupled_weight_decay` it is
+    exactly the update rule of the authors' released signADAM++ code: a
+    ternary, dead-zone SGD in which components whose gradient is within
+    `threshold` of zero do not move. The threshold is the validated
+    optimizer variable `optimizer.threshold`, so `keras_signadam.callbacks`
+    can adapt it without re-tracing.
 
     Args:
         learning_rate: Step size of every moving component. Defaults to
             `1e-3`.
-        threshold: Dead-zone half width delta >= 0. Defaults to `0.0`.
+        threshold: delta >= 0. Defaults to `0.0`.
+        confidence: `"hard"` (default) or `"soft"`.
+        threshold_mode: `"absolute"` (default) or `"relative"`.
         coupled_weight_decay: L2 coefficient added to the gradient before
             thresholding (as in the released code). Defaults to `0.0`.
         {{base_arguments}}
@@ -37,18 +44,20 @@ class SignSGD(base.Optimizer):
           https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
     """
 
+    confidence_threshold_variable = "threshold"
     tracks_sparsity = True
 
     def __init__(
         self,
         learning_rate=1e-3,
         threshold=0.0,
+        confidence="hard",
+        threshold_mode="absolute",
         coupled_weight_decay=0.0,
         jit_compile=True,
         name="sign_sgd",
         **kwargs,
     ):
-        threshold = checks.check_non_negative("threshold", threshold)
         coupled_weight_decay = checks.check_non_negative(
             "coupled_weight_decay", coupled_weight_decay
         )
@@ -59,30 +68,29 @@ class SignSGD(base.Optimizer):
             **kwargs,
         )
         self.coupled_weight_decay = coupled_weight_decay
-        self.threshold = self.add_scalar_variable("threshold", threshold)
+        self._confidence = confidence_module.ConfidenceArguments(
+            self, threshold, confidence, threshold_mode
+        )
+        self.threshold = self._confidence.threshold
+        self.confidence = confidence
+        self.threshold_mode = threshold_mode
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, "float32")
-        g, raw = self.prepare_gradient(gradient)
+        g, raw = self.prepare_gradient(gradient, variable)
+        lr = self.step_size(learning_rate, variable)
         if self.coupled_weight_decay:
             g = ops.where(
                 ops.isfinite(raw),
-                g + self.coupled_weight_decay * ops.cast(variable, "float32"),
+                g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
                 ops.zeros_like(g),
             )
-        step, zeros = confidence.confident_sign(
-            g, ops.cast(self.threshold, "float32")
-        )
-        theta = self.decayed_value(variable, learning_rate)
+        step, zeros = self._confidence.signal(g)
+        theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * step)
         self.record_statistics(variable, raw, zeros)
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "threshold": float(ops.convert_to_numpy(self.threshold)),
-                "coupled_weight_decay": self.coupled_weight_decay,
-            }
-        )
+        config.update(self._confidence.config())
+        config["coupled_weight_decay"] = self.coupled_weight_decay
         return config

@@ -1,12 +1,13 @@
 import keras
 from keras import ops
 
+from keras_signadam import checks
 from keras_signadam.optimizers import base
-from keras_signadam.optimizers import checks
+from keras_signadam.optimizers import docs
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
-@base.fill_docstring
+@docs.fill_docstring
 class Signum(base.Optimizer):
     """Signum: SignSGD with momentum (Bernstein et al., 2018).
 
@@ -17,8 +18,8 @@ class Signum(base.Optimizer):
 
     One state tensor per variable. Keras's `Lion` differs: it takes the sign
     of an interpolation with `beta_1` and keeps the state with `beta_2`.
-    `momentum` is held in an optimizer variable, so it can be annealed
-    during training (`keras_signadam.callbacks.MomentumScheduler`).
+    `momentum` is held in a validated optimizer variable, so it can be
+    annealed during training (`keras_signadam.callbacks.MomentumScheduler`).
 
     Args:
         learning_rate: Step size of every moving component. Defaults to
@@ -31,6 +32,8 @@ class Signum(base.Optimizer):
         - [Bernstein et al., 2018](https://arxiv.org/abs/1802.04434)
     """
 
+    momentum_variable = "momentum"
+
     def __init__(
         self,
         learning_rate=1e-3,
@@ -39,14 +42,15 @@ class Signum(base.Optimizer):
         name="signum",
         **kwargs,
     ):
-        momentum = checks.check_beta("momentum", momentum)
+        checks.check_beta("momentum", momentum)
         super().__init__(
             learning_rate=learning_rate,
             jit_compile=jit_compile,
             name=name,
             **kwargs,
         )
-        self.momentum = self.add_scalar_variable("momentum", momentum)
+        self.momentum = self.add_hyperparameter("momentum", momentum,
+                                                checks.check_beta)
 
     def build(self, var_list):
         if self.built:
@@ -55,12 +59,12 @@ class Signum(base.Optimizer):
         self._momentums = self.add_state_variables(var_list, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, "float32")
-        g, raw = self.prepare_gradient(gradient)
-        beta = ops.cast(self.momentum, "float32")
-        m = self._momentums[self._get_variable_index(variable)]
-        m_new = beta * ops.cast(m, "float32") + (1.0 - beta) * g
-        theta = self.decayed_value(variable, learning_rate)
+        g, raw = self.prepare_gradient(gradient, variable)
+        lr = self.step_size(learning_rate, variable)
+        beta = ops.cast(self.momentum, g.dtype)
+        m = self._momentums[self.variable_index(variable)]
+        m_new = beta * m + (1.0 - beta) * g
+        theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ops.sign(m_new))
         self.write_variable(m, m_new)
         self.record_statistics(variable, raw)

@@ -24,6 +24,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from keras_signadam.comparison import datasets  # noqa: E402
+from keras_signadam.comparison import models  # noqa: E402
 
 EPOCHS = 4
 BATCH = 64
@@ -43,7 +45,7 @@ def pause():
 
 def build(name):
     keras.utils.set_random_seed(0)
-    model = ks.models.mlp((8, 8, 1), 10, width=32)
+    model = models.mlp((8, 8, 1), 10, width=32)
     model.compile(
         optimizer=OPTIMIZERS[name](),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -114,7 +116,7 @@ def main():
     args = parser.parse_args()
     pause_at = (tuple(int(v) for v in args.pause_at.split(":"))
                 if args.pause_at else None)
-    (x, y), _ = ks.datasets.load_digits()
+    (x, y), _ = datasets.load_digits()
     x, y = x[:640], y[:640]
     model = build(args.optimizer)
     run = run_fit if args.mode == "fit" else run_loop

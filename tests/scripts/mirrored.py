@@ -55,7 +55,7 @@ class GradientRecorder(Optimizer):
                                              dtype="float32")
 
     def update_step(self, gradient, variable, learning_rate):
-        self.assign(self.seen[self._get_variable_index(variable)],
+        self.assign(self.seen[self.variable_index(variable)],
                     ops.cast(gradient, "float32"))
 
 
@@ -166,7 +166,7 @@ def main():
             "parameters": int(sum(p.size for p in a)),
             "replica_spread": replica_spread(model.trainable_variables
                                              + optimizer.variables),
-            "compiled_functions": len(optimizer._xla_updates.functions),
+            "compiled_functions": len(optimizer._compiled.functions),
         }
         if name == "SignAdamPP":
             row["sparsity_single"] = single.optimizer.sparsity

@@ -26,6 +26,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from keras_signadam.comparison import datasets  # noqa: E402
+from keras_signadam.comparison import models  # noqa: E402
 
 FACTORIES = {
     "SignAdamPP": lambda: ks.SignAdamPP(1e-3),
@@ -35,7 +37,7 @@ FACTORIES = {
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 GLOBAL_BATCH = 64
-(x, y), _ = ks.datasets.load_digits()
+(x, y), _ = datasets.load_digits()
 dataset = tf.data.Dataset.from_tensor_slices((x[:512], y[:512])).batch(
     GLOBAL_BATCH)
 options = tf.data.Options()
@@ -45,7 +47,7 @@ dataset = strategy.experimental_distribute_dataset(
     dataset.with_options(options))
 with strategy.scope():
     keras.utils.set_random_seed(0)
-    model = ks.models.mlp((8, 8, 1), 10, width=24)
+    model = models.mlp((8, 8, 1), 10, width=24)
     optimizer = FACTORIES[name]()
     optimizer.build(model.trainable_variables)
 loss_fn = keras.losses.SparseCategoricalCrossentropy(

@@ -8,6 +8,8 @@ Imported after each script has chosen its backend and devices.
 import keras
 
 import keras_signadam as ks
+from keras_signadam.comparison import datasets
+from keras_signadam.comparison import models
 
 FACTORIES = {
     "SignSGD": lambda: ks.SignSGD(1e-3, threshold=1e-4),
@@ -20,7 +22,7 @@ EPOCHS, BATCH = 3, 64
 
 
 def data():
-    (x, y), _ = ks.datasets.load_digits()
+    (x, y), _ = datasets.load_digits()
     return x[:256], y[:256]
 
 
@@ -34,7 +36,7 @@ class BatchLosses(keras.callbacks.Callback):
 
 def compiled_model(make_optimizer):
     keras.utils.set_random_seed(0)
-    model = ks.models.mlp((8, 8, 1), 10, width=32)
+    model = models.mlp((8, 8, 1), 10, width=32)
     model.compile(
         optimizer=make_optimizer(),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

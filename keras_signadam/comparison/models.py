@@ -87,6 +87,7 @@ def resnet18_style(input_shape, num_classes, width=64):
     return keras.Model(inputs, outputs, name="resnet18_style")
 
 
+# The names in `choices.MODELS`.
 MODELS = {
     "mlp": mlp,
     "cnn": cnn,

@@ -1,22 +1,44 @@
-"""Argument checks shared by every optimizer and callback.
+"""Argument checks shared by the optimizers and the callbacks.
 
-Each check raises `ValueError` naming the argument and the value received, so
-a typo in a hyperparameter fails at construction instead of silently training
-a wrong model.
+Each check raises `ValueError` naming the argument and the value received,
+so a typo in a hyperparameter fails where it is made instead of silently
+training a wrong model.
 """
 
 import math
 import numbers
+
+import numpy as np
+
+# Hyperparameters are used in float32: a larger number would be infinite.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def as_number(value):
+    """A Python float from a number or a scalar array/tensor (what a
+    schedule may return), or `value` unchanged when it is neither."""
+    if _is_real(value):
+        return float(value)
+    try:
+        array = np.asarray(value)
+    except Exception:  # symbolic tensors and arbitrary objects
+        return value
+    if array.shape == () and array.dtype.kind in "fiu":
+        return float(array)
+    return value
+
+
 def check_finite_number(name, value):
-    if not _is_real(value) or not math.isfinite(value):
+    value = as_number(value)
+    if not _is_real(value) or not math.isfinite(value) or (
+        abs(value) > FLOAT32_MAX
+    ):
         raise ValueError(
-            f"Argument `{name}` must be a finite number. "
+            f"Argument `{name}` must be a finite number (in float32). "
             f"Received: {name}={value!r}"
         )
     return float(value)
@@ -52,7 +74,7 @@ def check_beta(name, value):
 
 
 def check_choice(name, value, choices):
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(
             f"Argument `{name}` must be one of {sorted(choices)}. "
             f"Received: {name}={value!r}"
@@ -69,11 +91,25 @@ def check_bool(name, value):
     return value
 
 
+def check_int(name, value, minimum):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or (
+        value < minimum
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be an integer >= {minimum}. "
+            f"Received: {name}={value!r}"
+        )
+    return int(value)
+
+
 def check_learning_rate(value):
-    """Plain numbers must be >= 0; schedules and callables are the user's."""
+    """Numbers must be finite in float32 and >= 0; schedules and callables
+    are checked at each step (`base.Optimizer`)."""
     if _is_real(value):
         return check_non_negative("learning_rate", value)
-    if value is None or isinstance(value, (str, bytes)):
+    if value is None or isinstance(value, (str, bytes)) or not (
+        callable(value) or hasattr(value, "shape")
+    ):
         raise ValueError(
             "Argument `learning_rate` must be a float, a "
             "`keras.optimizers.schedules.LearningRateSchedule` or a callable. "

@@ -1,0 +1,1 @@
+"""Backend-specific parts of the optimizers (as in `keras/src/backend`)."""

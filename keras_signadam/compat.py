@@ -1,0 +1,77 @@
+"""Every use of a private Keras name, in one place.
+
+Keras 3 has no public hooks for what an optimizer package needs beyond
+`build` / `update_step`: which variables Keras overwrites with their
+gradient, a variable's index in the optimizer, whether weight decay applies
+to it, and the points where the base class applies weight decay and runs
+the per-step update (and, on TensorFlow, its `tf.distribute` update). They
+are read here and nowhere else, so a Keras release that renames one breaks
+this module only. `MINIMUM_KERAS` is the oldest release they were tested
+with (`make test-floor`).
+"""
+
+import keras
+
+MINIMUM_KERAS = "3.10.0"
+
+
+def overwrites_with_gradient(optimizer, variable):
+    """Whether Keras writes this variable's gradient into it directly
+    (`variable.overwrite_with_gradient`): it then has no optimizer state."""
+    return optimizer._overwrite_variable_with_gradient(variable)
+
+
+def variable_index(optimizer, variable):
+    return optimizer._get_variable_index(variable)
+
+
+def variable_key(optimizer, variable):
+    return optimizer._var_key(variable)
+
+
+def uses_weight_decay(optimizer, variable):
+    return optimizer._use_weight_decay(variable)
+
+
+def track_variable(optimizer, variable):
+    optimizer._track_variable(variable)
+
+
+def distribution_strategy(optimizer):
+    """The `tf.distribute` strategy the optimizer was made under, if any."""
+    return getattr(optimizer, "_distribution_strategy", None)
+
+
+def variable_layout(variable):
+    return getattr(variable, "_layout", None)
+
+
+class KerasHooks(keras.optimizers.Optimizer):
+    """Overrides of the base class's private hooks, forwarded to public
+    methods of this package's base class:
+
+    - `_apply_weight_decay` -> nothing (decay is fused into `update_step`),
+    - `_backend_update_step` -> `run_update_step`,
+    - `_distributed_tf_update_step` -> `run_distributed_tf_update`.
+    """
+
+    def _apply_weight_decay(self, variables):
+        return
+
+    def _backend_update_step(self, grads, trainable_variables,
+                             learning_rate):
+        self.run_update_step(
+            lambda lr: super(KerasHooks, self)._backend_update_step(
+                grads, trainable_variables, lr
+            ),
+            learning_rate,
+        )
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars,
+                                    learning_rate):
+        return self.run_distributed_tf_update(
+            lambda: super(KerasHooks, self)._distributed_tf_update_step(
+                distribution, grads_and_vars, learning_rate
+            ),
+            distribution, grads_and_vars, learning_rate,
+        )

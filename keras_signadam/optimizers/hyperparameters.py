@@ -1,0 +1,67 @@
+"""Hyperparameters held in optimizer variables, with validated writes.
+
+A threshold or beta_1 that a callback changes during training lives in a
+variable, so changing it never re-traces the train function. Every write of
+a concrete value (``optimizer.threshold.assign(1e-3)``, a callback, loading
+a saved model) goes through the same check as the constructor argument, so
+a value that would stop learning (a NaN threshold) or corrupt the weights
+(beta_1 = 1) is refused where it is written, and every state a model can be
+saved in loads again. Values computed inside a traced function cannot be
+inspected when they are written; the update rules keep them from corrupting
+anything (see each optimizer).
+"""
+
+import numpy as np
+
+import keras
+
+from keras_signadam import compat
+
+
+def concrete(value):
+    """`value` as a NumPy array, or None while it is symbolic (traced)."""
+    try:
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    except Exception:  # symbolic values of any backend
+        return None
+
+
+class HyperparameterVariable(keras.Variable):
+    """A scalar optimizer variable whose `assign` validates concrete
+    values with `check(name, value)` (`assign_add` / `assign_sub` go
+    through `assign`)."""
+
+    def __init__(self, *args, check, argument, **kwargs):
+        self._check = check
+        self._argument = argument
+        super().__init__(*args, **kwargs)
+
+    def assign(self, value):
+        array = concrete(value)
+        if array is not None and array.size == 1:
+            self._check(f"{self._argument} (assigned)", array.reshape(()))
+        return super().assign(value)
+
+
+def add_hyperparameter(optimizer, argument, value, check):
+    """Creates, tracks and returns the validated variable `argument` of
+    `optimizer`, holding `check(argument, value)`."""
+    value = check(argument, value)
+    with keras.name_scope(optimizer.name, caller=optimizer):
+        variable = HyperparameterVariable(
+            initializer=keras.initializers.Constant(value),
+            shape=(),
+            dtype="float32",
+            trainable=False,
+            aggregation="only_first_replica",
+            name=argument,
+            check=check,
+            argument=argument,
+        )
+    compat.track_variable(optimizer, variable)
+    return variable
+
+
+def read(variable):
+    """A hyperparameter variable's current value as a Python float."""
+    return float(keras.ops.convert_to_numpy(variable))

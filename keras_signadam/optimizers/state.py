@@ -1,0 +1,65 @@
+"""Optimizer state: its dtypes, and one state variable per model variable.
+
+16-bit (float16 / bfloat16) variables are stepped in float32 and their state
+is float32: an exponential average with decay 0.999 cannot move in
+bfloat16, whose spacing near 1 is 2**-8. float32 and float64 variables are
+stepped and kept in their own dtype, so a float64 parameter keeps steps far
+below float32's resolution, as Keras's own optimizers do.
+"""
+
+import keras
+
+from keras_signadam import compat
+
+LOW_PRECISION = ("float16", "bfloat16")
+
+
+def compute_dtype(variable):
+    """The dtype a variable's update is computed in (and its state kept)."""
+    dtype = keras.backend.standardize_dtype(variable.dtype)
+    return "float32" if dtype in LOW_PRECISION else dtype
+
+
+def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
+                        initializer="zeros"):
+    """One optimizer variable per model variable.
+
+    `shape=None` mirrors the model variable's shape; `dtype=None` uses
+    `compute_dtype`. Variables that Keras overwrites with their gradient get
+    `None`, as in `add_optimizer_variables`. Under `tf.distribute` each is
+    placed with its model variable.
+    """
+    states = []
+    for variable in var_list:
+        if compat.overwrites_with_gradient(optimizer, variable):
+            states.append(None)
+            continue
+        path = getattr(variable, "path", None) or str(variable.name)
+        path = path.replace("/", "_").replace(":", "_")
+        states.append(
+            _colocated(
+                optimizer,
+                variable,
+                lambda v=variable: optimizer.add_variable(
+                    shape=v.shape if shape is None else shape,
+                    initializer=initializer,
+                    dtype=dtype or compute_dtype(v),
+                    name=f"{path}_{name}",
+                    # A layout fits only state of the variable's shape.
+                    layout=(compat.variable_layout(v) if shape is None
+                            else None),
+                ),
+            )
+        )
+    return states
+
+
+def _colocated(optimizer, variable, create):
+    strategy = compat.distribution_strategy(optimizer)
+    if strategy is None:
+        return create()
+    value = variable.value if isinstance(variable, keras.Variable) else (
+        variable
+    )
+    with strategy.extended.colocate_vars_with(value):
+        return create()

@@ -1,0 +1,86 @@
+"""Exact per-step counts of zero-confidence and non-finite gradient
+components (`optimizer.sparsity`, `optimizer.nonfinite_count`).
+
+The counters are one small integer variable per model variable: [components
+with zero confidence in the last step, non-finite components skipped so
+far]. Per variable, so each update writes only its own state (no
+cross-variable dependency, nothing to reduce across replicas). They are
+built even when counting is off, so it can be turned on later and
+checkpoints hold the same variables either way.
+"""
+
+import math
+
+from keras import ops
+
+from keras_signadam import compat
+from keras_signadam.optimizers import reductions
+from keras_signadam.optimizers import state
+
+
+class Counters:
+    def __init__(self, optimizer, var_list):
+        self._counters = state.add_state_variables(
+            optimizer, var_list, "counters", shape=(2,), dtype="int"
+        )
+        self._sizes = [math.prod(v.shape) for v in var_list]
+
+    def record(self, optimizer, variable, raw_gradient, zero_confidence):
+        """Counts for one variable's step.
+
+        `zero_confidence` is a float tensor, 1 where the component had zero
+        confidence (non-finite ones included), or `None` for optimizers
+        without a confidence function.
+
+        XLA on CPU does not fuse a reduction into the element-wise update,
+        so each count is an extra pass over the gradient. The common case
+        needs one: the indicator plus `0 * raw_gradient` sums to NaN exactly
+        when a component is non-finite, and only then are both counted
+        separately.
+        """
+        counters = self._counters[compat.variable_index(optimizer, variable)]
+        if counters is None:
+            return
+        dtype = counters.dtype
+        nonfinite = ops.logical_not(ops.isfinite(raw_gradient))
+
+        def separate_counts():
+            zeros = (
+                ops.zeros((), "int32") if zero_confidence is None
+                else reductions.count(zero_confidence)
+            )
+            return zeros, reductions.count(
+                ops.cast(nonfinite, raw_gradient.dtype)
+            )
+
+        indicator = (
+            ops.zeros_like(raw_gradient) if zero_confidence is None
+            else zero_confidence
+        )
+        rows = reductions.row_sums(indicator + raw_gradient * 0.0)
+        zeros, bad = ops.cond(
+            ops.all(ops.isfinite(rows)),
+            lambda: (ops.sum(ops.cast(rows, "int32")),
+                     ops.zeros((), "int32")),
+            separate_counts,
+        )
+        optimizer.assign(
+            counters,
+            ops.stack(
+                [ops.cast(zeros, dtype), counters[1] + ops.cast(bad, dtype)]
+            ),
+        )
+
+    def _column(self, column):
+        return [
+            (int(ops.convert_to_numpy(c)[column]), n)
+            for c, n in zip(self._counters, self._sizes) if c is not None
+        ]
+
+    def sparsity(self):
+        pairs = self._column(0)
+        total = sum(n for _, n in pairs)
+        return sum(z for z, _ in pairs) / total if total else 0.0
+
+    def nonfinite_count(self):
+        return sum(bad for bad, _ in self._column(1))

@@ -1,0 +1,105 @@
+"""Helpers shared by the test modules (test modules import only this,
+`reference`, and the package)."""
+
+import os
+import subprocess
+import sys
+
+import keras
+import ml_dtypes
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+SHAPES = [(), (7,), (5, 3), (2, 3, 4)]
+STEPS = 12
+DTYPES = {
+    "float32": np.float32,
+    "bfloat16": ml_dtypes.bfloat16,
+    "float16": np.float16,
+}
+
+
+def to_numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x))
+
+
+def small_model(num_classes=10, hidden=32):
+    """The package's MLP for the 8x8 digits."""
+    from keras_signadam.comparison.models import mlp
+
+    return mlp((8, 8, 1), num_classes, width=hidden)
+
+
+def make_problem(seed, dtype, shapes=SHAPES, steps=STEPS):
+    """Initial parameters and `steps` gradients per shape, with magnitudes
+    on both sides of the default 5e-4 threshold, and exact zeros."""
+    rng = np.random.default_rng(seed)
+    thetas = [rng.normal(size=s).astype(np.float32) for s in shapes]
+    grads = []
+    for _ in range(steps):
+        step = []
+        for s in shapes:
+            g = rng.normal(size=s) * 10.0 ** rng.uniform(-4.5, -2, size=s)
+            g = np.where(rng.uniform(size=s) < 0.1, 0.0, g)
+            step.append(np.asarray(g, np.float32).astype(dtype)
+                        .astype(np.float32))
+        grads.append(step)
+    return thetas, grads
+
+
+def apply_steps(optimizer, thetas, grads, dtype_name):
+    variables = [
+        keras.Variable(th, dtype=dtype_name, name=f"v{i}")
+        for i, th in enumerate(thetas)
+    ]
+    for step in grads:
+        optimizer.apply(
+            [keras.ops.convert_to_tensor(g, dtype_name) for g in step],
+            variables,
+        )
+    return [to_numpy(v).astype(np.float32) for v in variables]
+
+
+def tolerance(dtype_name):
+    if dtype_name == "float32":
+        return dict(rtol=2e-5, atol=2e-6)
+    # One rounding step of the 16-bit parameter.
+    return dict(rtol=1e-2, atol=1e-3)
+
+
+def python_env(backend=None, **extra):
+    """The environment of a child Python: the repository importable,
+    TensorFlow quiet, the given Keras backend (else the default)."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3",
+               MPLBACKEND="Agg")
+    env.pop("KERAS_BACKEND", None)
+    env.pop("TF_CONFIG", None)
+    if backend:
+        env["KERAS_BACKEND"] = backend
+    env.update(extra)
+    return env
+
+
+def start_python(args, backend=None, env=None, cwd=None):
+    """A child Python running `args` (a script path or -m/-c and its
+    arguments), with pipes for its output."""
+    return subprocess.Popen(
+        [sys.executable, *args], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=cwd,
+        env=python_env(backend, **(env or {})),
+    )
+
+
+def run_python(args, backend=None, env=None, cwd=None, timeout=600,
+               check=True):
+    """Runs a child Python to the end; with `check`, fails the test with
+    the end of its error output unless it exits 0."""
+    result = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, cwd=cwd,
+        env=python_env(backend, **(env or {})), timeout=timeout,
+    )
+    if check:
+        assert result.returncode == 0, (result.stdout[-2000:]
+                                        + result.stderr[-4000:])
+    return result
