@@ -1,23 +1,65 @@
 # `make run`: the optimizer comparison on the bundled digits (no download).
-# `make test`: the test suite.
-# Both create the virtual environment .venv and install what they need.
+# `make test`: the test suite, then the core tests at the oldest Keras.
+# Both create the virtual environment .venv and install what they need:
+# `run` the `compare` extra only, `test` the test extra on top.
 
 PYTHON ?= python3
 VENV := .venv
-STAMP := $(VENV)/.installed-$(shell cksum setup.py | cut -d' ' -f1)
-export TF_CPP_MIN_LOG_LEVEL := 2
+SETUP := $(shell cksum setup.py | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-$(SETUP)
+TEST_STAMP := $(VENV)/.test-$(SETUP)
+FLOOR_KERAS := $(shell sed -n 's/^MINIMUM_KERAS = "\(.*\)"/\1/p' keras_signadam/compat.py)
+FLOOR := .floor/keras-$(FLOOR_KERAS)
 
-.PHONY: run test
+.PHONY: run test test-suite test-floor benchmarks tutorial-outputs wheel
 
-run: $(STAMP)
-	$(VENV)/bin/python -m keras_signadam compare
+run: $(RUN_STAMP)
+	$(VENV)/bin/keras-signadam compare
 
-test: $(STAMP)
+test: test-suite test-floor
+
+test-suite: $(TEST_STAMP)
 	$(VENV)/bin/python -m pytest -n 2 tests
 
-$(STAMP): setup.py
+# The core tests (update rules against the references, saving, the XLA
+# path) with the oldest Keras that setup.py allows, over the same
+# TensorFlow.
+test-floor: $(TEST_STAMP) $(FLOOR)
+	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -n 2 -p no:randomly \
+	    tests/test_floor.py tests/test_update_rules.py tests/test_saving.py \
+	    tests/test_xla.py -k "float32 or saving or xla or floor"
+
+$(FLOOR): $(TEST_STAMP)
+	rm -rf .floor
+	$(VENV)/bin/python -m pip install -q --no-deps --target $(FLOOR) \
+	    keras==$(FLOOR_KERAS)
+
+# Regenerates every committed benchmark result (tens of minutes).
+benchmarks: $(TEST_STAMP)
+	$(VENV)/bin/python -m benchmarks.update_step --rounds 30 \
+	    --output benchmarks/RESULTS.md
+	$(VENV)/bin/python -m benchmarks.learning_rate_sweep \
+	    --output benchmarks/results/learning_rate_sweep.md
+	$(VENV)/bin/python -m benchmarks.generalization \
+	    --output benchmarks/results/generalization.md
+
+# Executes tutorials/00_digits_quick_tour.ipynb and stores its outputs.
+tutorial-outputs: $(TEST_STAMP)
+	$(VENV)/bin/python tutorials/execute.py \
+	    tutorials/00_digits_quick_tour.ipynb
+
+# A wheel to install elsewhere: pip install "dist/<wheel>[compare]".
+wheel: $(RUN_STAMP)
+	$(VENV)/bin/python -m pip wheel -q --no-deps -w dist .
+
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e ".[test]"
-	rm -f $(VENV)/.installed-*
+
+$(RUN_STAMP): setup.py | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q -e ".[compare]"
 	touch $@
+
+$(TEST_STAMP): setup.py | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q -e ".[compare,test]"
+	touch $(RUN_STAMP) $@

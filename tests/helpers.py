@@ -70,14 +70,19 @@ def tolerance(dtype_name):
 
 def python_env(backend=None, **extra):
     """The environment of a child Python: the repository importable,
-    TensorFlow quiet, the given Keras backend (else the default)."""
+    TensorFlow quiet, the given Keras backend (else the default); `extra`
+    sets variables (None removes one)."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3",
                MPLBACKEND="Agg")
     env.pop("KERAS_BACKEND", None)
     env.pop("TF_CONFIG", None)
     if backend:
         env["KERAS_BACKEND"] = backend
-    env.update(extra)
+    for name, value in extra.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
     return env
 
 

@@ -192,8 +192,13 @@ def test_works_through_loss_scale_optimizer():
 def test_bad_callback_arguments(kwargs, name):
     with pytest.raises(ValueError, match=f"`{name}`"):
         ks.callbacks.AdaptiveConfidence(**kwargs)
+
+
+@pytest.mark.parametrize("scheduler", [ks.callbacks.ConfidenceScheduler,
+                                       ks.callbacks.MomentumScheduler])
+def test_schedulers_need_a_callable(scheduler):
     with pytest.raises(ValueError, match="`schedule`"):
-        ks.callbacks.ConfidenceScheduler(0.5)
+        scheduler(0.5)
 
 
 def test_scheduler_rejects_negative_values():

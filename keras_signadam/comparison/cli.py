@@ -93,6 +93,10 @@ def build_parser():
              "image classification name, e.g. mnist, fashion_mnist, cifar10 "
              "(default: %(default)s)")
     run.add_argument(
+        "--data-dir", default=None,
+        help="where tensorflow_datasets keeps prepared data (default: its "
+             "own, ~/tensorflow_datasets or $TFDS_DATA_DIR)")
+    run.add_argument(
         "--model", default="auto", choices=("auto",) + choices.MODELS,
         help="default: auto = mlp for 8x8 images, cnn otherwise")
     run.add_argument(
@@ -113,25 +117,35 @@ def build_parser():
 
 
 def check_output(path):
-    """Fails now, before any training, if the results cannot be written;
-    creates nothing."""
+    """Fails now, before any training, if the results cannot be written.
+    The folder is created to prove it can be, and removed again (with any
+    parents made for it) until the first results are written."""
     if os.path.exists(path) and not os.path.isdir(path):
         fail(f"--output {path!r} exists and is not a directory")
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
-    if not os.path.isdir(existing):
-        fail(f"cannot create --output {path!r}: {existing!r} is not a "
+    made, folder = [], os.path.abspath(path)
+    while not os.path.exists(folder):
+        made.append(folder)
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        fail(f"cannot create --output {path!r}: {folder!r} is not a "
              "directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        fail(f"cannot write to --output {path!r}: {existing!r} is not "
-             "writable")
     for name in RESULT_FILES:
         target = os.path.join(path, name)
         if os.path.isdir(target):
             fail(f"cannot write {target!r}: it is a directory")
-        if os.path.exists(target) and not os.access(target, os.W_OK):
-            fail(f"cannot write {target!r}: permission denied")
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        fail(f"cannot write to --output {path!r}: "
+             f"{error.strerror or error}")
+    finally:
+        for folder in made:  # deepest first
+            if os.path.isdir(folder):
+                os.rmdir(folder)
 
 
 def _parse(argv):
@@ -173,13 +187,14 @@ def _quiet_startup():
         os.close(devnull)
 
 
-def _load(name, seed):
+def _load(name, seed, data_dir):
     from keras_signadam.comparison import datasets
 
     if name == "digits":
         return datasets.load_digits(seed=seed), "handwritten digits (bundled)"
     try:
-        data = datasets.load_image_classification(name, seed=seed)
+        data = datasets.load_image_classification(name, data_dir=data_dir,
+                                                   seed=seed)
     except (datasets.UnknownDataset, datasets.NotImageClassification,
             datasets.DatasetNotPrepared) as error:
         fail(str(error), status=2)
@@ -208,16 +223,20 @@ class _Saver:
             batch_size=args.batch_size, seed=args.seed,
             complete=len(results),
         )
+        self.saved = len(results)
+        self.results = dict(results)
+        self.png = None
+        self.plot()
+
+    def plot(self):
         try:
             from keras_signadam.comparison import plots
-
-            png = os.path.join(args.output, "curves.png")
-            plots.plot_curves(results, png,
-                              title=f"{args.dataset}, {self.model_name}")
-            self.png = png
         except ImportError:
-            pass
-        self.saved = len(results)
+            return
+        png = os.path.join(self.args.output, "curves.png")
+        plots.plot_curves(self.results, png,
+                          title=f"{self.args.dataset}, {self.model_name}")
+        self.png = png
 
 
 def main(argv=None):
@@ -226,7 +245,7 @@ def main(argv=None):
         from keras_signadam.comparison import models
         from keras_signadam.comparison import runner
 
-    data, description = _load(args.dataset, args.seed)
+    data, description = _load(args.dataset, args.seed, args.data_dir)
     (x_train, _), (x_test, _) = data
     model_name = (models.default_model_name(x_train.shape[1:])
                   if args.model == "auto" else args.model)
@@ -243,6 +262,8 @@ def main(argv=None):
             on_result=saver,
         )
     except KeyboardInterrupt:
+        if saver.saved and saver.png is None:
+            saver.plot()  # the interrupt came while it was being drawn
         if saver.saved:
             print(f"\nInterrupted: kept the results of the {saver.saved} "
                   f"optimizer(s) that finished in {args.output}/",

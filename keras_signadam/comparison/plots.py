@@ -1,5 +1,7 @@
 """curves.png: loss and accuracy per epoch for every optimizer."""
 
+import os
+
 from keras_signadam.comparison import choices
 
 # Keras's optimizers in muted tones and distinct dash patterns; the
@@ -57,5 +59,13 @@ def plot_curves(results, path, title=""):
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    # Written beside and renamed: an interrupt leaves the previous figure.
+    partial = os.path.join(os.path.dirname(os.path.abspath(path)),
+                           ".curves-partial.png")
+    try:
+        figure.savefig(partial, dpi=110)
+        os.replace(partial, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(partial):
+            os.remove(partial)

@@ -18,12 +18,26 @@ import keras
 from keras_signadam import compat
 
 
+def _symbolic(value):
+    """Whether `value` is being traced (no number to inspect yet)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly() or tf.is_symbolic_tensor(
+            getattr(value, "value", value))
+    if backend == "jax":
+        import jax
+
+        return isinstance(getattr(value, "value", value), jax.core.Tracer)
+    return False
+
+
 def concrete(value):
     """`value` as a NumPy array, or None while it is symbolic (traced)."""
-    try:
-        return np.asarray(keras.ops.convert_to_numpy(value))
-    except Exception:  # symbolic values of any backend
+    if _symbolic(value):
         return None
+    return np.asarray(keras.ops.convert_to_numpy(value))
 
 
 class HyperparameterVariable(keras.Variable):
