@@ -22,6 +22,9 @@ import numpy as np  # noqa: E402
 import keras_signadam as ks  # noqa: E402
 from keras_signadam.comparison import datasets  # noqa: E402
 from keras_signadam.comparison import models  # noqa: E402
+from keras_signadam.comparison.training import (  # noqa: E402
+    train_and_evaluate,
+)
 from benchmarks import machine  # noqa: E402
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
@@ -33,18 +36,17 @@ OPTIMIZERS = {
 }
 
 
+TABLE_HEADERS = [
+    "| optimizer | " + " | ".join(f"{lr:g}" for lr in LEARNING_RATES)
+    + " | rates within 2 points of best |",
+]
+
+
 def final_test_accuracy(make_optimizer, lr, batch_size, seed, epochs, data):
-    (x_train, y_train), (x_test, y_test) = data
-    keras.utils.set_random_seed(seed)
-    model = models.mlp(x_train.shape[1:], 10, width=128)
-    model.compile(
-        optimizer=make_optimizer(lr),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs,
-              verbose=0)
-    return model.evaluate(x_test, y_test, verbose=0)[1]
+    return train_and_evaluate(
+        lambda shape, classes: models.mlp(shape, classes, width=128), data,
+        make_optimizer(lr), epochs, batch_size=batch_size, seed=seed,
+    ).test_accuracy
 
 
 def main(argv=None):
@@ -64,8 +66,7 @@ def main(argv=None):
         emit()
         emit(f"## Batch size {batch_size}")
         emit()
-        emit("| optimizer | " + " | ".join(f"{lr:g}" for lr in LEARNING_RATES)
-             + " | rates within 2 points of best |")
+        emit(TABLE_HEADERS[0])
         emit("|---|" + "---|" * (len(LEARNING_RATES) + 1))
         for name, make in OPTIMIZERS.items():
             accuracies = [

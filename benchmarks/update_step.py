@@ -101,6 +101,13 @@ def state_bytes_per_parameter(optimizer, n_parameters):
     return total / n_parameters
 
 
+TABLE_HEADERS = [
+    "| optimizer | ms / step | x Keras Adam | M params / s | bytes moved / "
+    "param | effective GB/s | fraction of copy bandwidth | state bytes / "
+    "param |",
+]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -144,9 +151,7 @@ def main(argv=None):
         emit()
         emit(f"## {setting}")
         emit()
-        emit("| optimizer | ms / step | x Keras Adam | M params / s | "
-             "bytes moved / param | effective GB/s | fraction of copy "
-             "bandwidth | state bytes / param |")
+        emit(TABLE_HEADERS[0])
         emit("|---|---|---|---|---|---|---|---|")
         for name, (_, moved) in OPTIMIZERS.items():
             t = float(np.median(times[name, setting]))

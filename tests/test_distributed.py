@@ -3,16 +3,16 @@ process: MirroredStrategy over two logical CPUs, MultiWorkerMirroredStrategy
 with two workers on loopback, JAX DataParallel over two host devices, and
 the update rules on the JAX and PyTorch backends."""
 
+import json
 import os
 import socket
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+from tests.helpers import run_python
+from tests.helpers import start_python
 
 
 def free_ports(n):
@@ -29,17 +29,12 @@ def free_ports(n):
 @pytest.mark.parametrize("optimizer", ["SignAdamPP", "Signum", "NovoGrad"])
 def test_multi_worker_ends_with_identical_weights(optimizer, tmp_path):
     ports = free_ports(2)
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("TF_CONFIG", None)
     outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]
     workers = [
-        subprocess.Popen(
-            [sys.executable, os.path.join(ROOT, "tests", "scripts",
-                                          "multi_worker.py"),
-             str(i), str(ports[0]), str(ports[1]), optimizer,
-             str(outputs[i])],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=env)
+        start_python([os.path.join(ROOT, "tests", "scripts",
+                                   "multi_worker.py"),
+                      str(i), str(ports[0]), str(ports[1]), optimizer,
+                      str(outputs[i])])
         for i in range(2)
     ]
     try:
@@ -60,16 +55,8 @@ def test_multi_worker_ends_with_identical_weights(optimizer, tmp_path):
 
 
 def run_script(name, *args, backend=None, timeout=900):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("KERAS_BACKEND", None)
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "scripts", name),
-         *args],
-        capture_output=True, text=True, env=env, timeout=timeout,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python([os.path.join(ROOT, "tests", "scripts", name), *args],
+                        backend=backend, timeout=timeout)
     return [json.loads(line) for line in result.stdout.splitlines()
             if line.startswith("{")]
 
@@ -133,12 +120,10 @@ def test_jax_data_parallel_matches_single_device():
 def test_update_rules_match_the_references_on(backend, selection):
     # The NumPy-reference tests of every optimizer, run again in a process
     # whose Keras backend is `backend`.
-    env = dict(os.environ, PYTHONPATH=ROOT, KERAS_BACKEND=backend)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-k", selection,
+    result = run_python(
+        ["-m", "pytest", "-k", selection,
          os.path.join(ROOT, "tests", "test_update_rules.py"),
          os.path.join(ROOT, "tests", "test_novograd.py")],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=900,
+        backend=backend, cwd=ROOT, timeout=900,
     )
-    assert result.returncode == 0, result.stdout[-3000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout

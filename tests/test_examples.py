@@ -2,25 +2,16 @@
 
 import os
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+from tests.helpers import run_python
 
 
 def run_example(name, *args, backend=None):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    env.pop("KERAS_BACKEND", None)
-    if backend:
-        env["KERAS_BACKEND"] = backend
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", name), *args],
-        capture_output=True, text=True, env=env, timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+    return run_python([os.path.join(ROOT, "examples", name), *args],
+                      backend=backend).stdout
 
 
 def numbers_after(label, text):
@@ -63,10 +54,7 @@ def test_tpu_training_falls_back_on_cpu_under_mock_data():
         f"    runpy.run_path({os.path.join(ROOT, 'examples', 'tpu_training.py')!r},"
         " run_name='__main__')\n"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_python(["-c", code])
     assert "No TPU found" in result.stdout
     assert "falling back to the CPU" in result.stdout
     assert numbers_after("threshold", result.stdout)

@@ -3,23 +3,19 @@ uninterrupted run ends: weights and every optimizer variable."""
 
 import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers import ROOT
+from tests.helpers import start_python
+
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "interrupted_training.py")
 OPTIMIZERS = ["SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad"]
 
 
 def child(mode, optimizer, workdir, *extra):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    return subprocess.Popen(
-        [sys.executable, SCRIPT, mode, optimizer, str(workdir), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    return start_python([SCRIPT, mode, optimizer, str(workdir), *extra])
 
 
 def finish(process):

@@ -1,0 +1,52 @@
+"""Committed benchmark results cannot go stale: each is written by the one
+`make benchmarks` command, and its tables have the columns its script
+prints today."""
+
+import glob
+import importlib
+import os
+import re
+
+import pytest
+
+from tests.helpers import ROOT
+
+# Committed result file -> the benchmark module that writes it.
+RESULTS = {
+    "benchmarks/RESULTS.md": "benchmarks.update_step",
+    "benchmarks/results/learning_rate_sweep.md":
+        "benchmarks.learning_rate_sweep",
+    "benchmarks/results/generalization.md": "benchmarks.generalization",
+}
+
+
+def makefile_outputs():
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as f:
+        text = f.read()
+    target = text.split("\nbenchmarks:", 1)[1].split("\n\n", 1)[0]
+    commands = re.findall(r"-m (benchmarks\.\w+)[^\n]*(?:\\\n[^\n]*)*?"
+                          r"--output ([\w/.]+)", target)
+    return {path: module for module, path in commands}
+
+
+def table_headers(path):
+    with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+        lines = [line.rstrip("\n") for line in f]
+    return {line for line, below in zip(lines, lines[1:])
+            if line.startswith("| ") and below.startswith("|---")}
+
+
+def test_every_committed_result_is_made_by_make_benchmarks():
+    committed = {os.path.relpath(p, ROOT) for p in
+                 glob.glob(os.path.join(ROOT, "benchmarks", "**", "*.md"),
+                           recursive=True)}
+    assert committed == set(RESULTS)
+    assert makefile_outputs() == RESULTS
+
+
+@pytest.mark.parametrize("path", sorted(RESULTS))
+def test_committed_tables_have_the_columns_printed_today(path):
+    module = importlib.import_module(RESULTS[path])
+    headers = table_headers(path)
+    assert headers, f"{path} has no table"
+    assert headers == set(module.TABLE_HEADERS)
