@@ -56,7 +56,38 @@ def test_compiled_update_is_used_and_cached():
     apply_steps(optimizer, thetas, grads, "float32")
     functions = list(optimizer._compiled.functions.values())
     assert len(functions) == 1
-    assert functions[0].experimental_get_tracing_count() == 1
+    assert functions[0].function.experimental_get_tracing_count() == 1
     plain = ks.SignAdamPP(jit_compile=False)
     apply_steps(plain, thetas, grads, "float32")
     assert plain._compiled is None
+
+
+def test_optimizers_of_one_structure_share_one_compiled_update():
+    """A second optimizer of the same structure (other hyperparameter
+    values) reuses the first one's trace, and still follows its own
+    values: the reference for each."""
+    import functools
+
+    from tests import reference
+
+    thetas, grads = make_problem(2, np.float32)
+    settings = [dict(learning_rate=1e-2, threshold=4e-4, beta_1=0.9),
+                dict(learning_rate=3e-3, threshold=1e-3, beta_1=0.7)]
+    optimizers = [ks.SignAdamPP(**kw) for kw in settings]
+    results = [apply_steps(o, thetas, grads, "float32") for o in optimizers]
+    updates = [list(o._compiled.functions.values())[0] for o in optimizers]
+    assert updates[0].function is updates[1].function
+    assert updates[0].function.experimental_get_tracing_count() == 1
+    for kw, got in zip(settings, results):
+        expected, _ = reference.run(
+            functools.partial(reference.SignAdamPP, lr=kw["learning_rate"],
+                              threshold=kw["threshold"],
+                              beta_1=kw["beta_1"]),
+            thetas, grads, np.float32)
+        for g, e in zip(got, expected):
+            np.testing.assert_allclose(g, e, rtol=2e-5, atol=2e-6)
+    # A setting fixed at tracing time makes a different structure.
+    other = ks.SignAdamPP(confidence="soft")
+    apply_steps(other, thetas, grads, "float32")
+    assert list(other._compiled.functions.values())[0].function is not (
+        updates[0].function)

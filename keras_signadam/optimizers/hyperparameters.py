@@ -47,13 +47,13 @@ class HyperparameterVariable(keras.Variable):
 
     def __init__(self, *args, check, argument, **kwargs):
         self._check = check
-        self._argument = argument
+        self.argument = argument
         super().__init__(*args, **kwargs)
 
     def assign(self, value):
         array = concrete(value)
         if array is not None and array.size == 1:
-            self._check(f"{self._argument} (assigned)", array.reshape(()))
+            self._check(f"{self.argument} (assigned)", array.reshape(()))
         return super().assign(value)
 
 

@@ -13,7 +13,6 @@ import math
 
 from keras import ops
 
-from keras_signadam import compat
 from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
 
@@ -38,7 +37,7 @@ class Counters:
         when a component is non-finite, and only then are both counted
         separately.
         """
-        counters = self._counters[compat.variable_index(optimizer, variable)]
+        counters = self._counters[optimizer.variable_index(variable)]
         if counters is None:
             return
         dtype = counters.dtype
