@@ -46,6 +46,30 @@ def variable_layout(variable):
     return getattr(variable, "_layout", None)
 
 
+def bitcast(x, dtype):
+    """The bits of `x` read as `dtype` (same width): `keras.ops.view`
+    where Keras has it (3.10 does not), else the backend's own bitcast."""
+    from keras import ops
+
+    if hasattr(ops, "view"):
+        return ops.view(x, dtype)
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return tf.bitcast(x, dtype)
+    if backend == "jax":
+        import jax
+
+        return jax.lax.bitcast_convert_type(x, dtype)
+    if backend == "torch":
+        import torch
+
+        return x.view(getattr(torch, dtype))
+    return ops.convert_to_tensor(
+        ops.convert_to_numpy(x).view(dtype))
+
+
 class KerasHooks(keras.optimizers.Optimizer):
     """Overrides of the base class's private hooks, forwarded to public
     methods of this package's base class:

@@ -61,7 +61,8 @@ def run_script(name, *args, backend=None, timeout=900):
             if line.startswith("{")]
 
 
-OPTIMIZERS = {"SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad"}
+OPTIMIZERS = {"SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad",
+              "SignAdamPP bfloat16 state"}
 
 
 def test_mirrored_strategy_fit_matches_single_device():

@@ -5,7 +5,9 @@ What every optimizer here shares, written once:
 - Decoupled weight decay is fused into the update (one pass over the
   parameters instead of two); the arithmetic is the base class's
   ``theta <- theta - lr * weight_decay * theta``, applied before the step.
-- 16-bit variables are stepped in float32 (`state.py`).
+- 16-bit variables are stepped in float32 (`state.py`); with
+  `state_dtype="bfloat16"` the moments are stored in bfloat16 with
+  stochastic rounding (`low_precision.py`).
 - Sparse gradients (`tf.IndexedSlices`, from `Embedding` layers) are
   densified: rows that were not looked up get a zero gradient, exactly as
   the dense rule would see them.
@@ -29,6 +31,7 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam import compat
 from keras_signadam.optimizers import hyperparameters
+from keras_signadam.optimizers import low_precision
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
 
@@ -43,10 +46,18 @@ class Optimizer(compat.KerasHooks):
     momentum_variable = None
     # Whether some gradient components can get zero confidence.
     tracks_sparsity = False
+    # Whether the optimizer keeps per-parameter state (`state_dtype`).
+    keeps_state = True
 
     def __init__(self, learning_rate, jit_compile=True,
-                 track_statistics=False, **kwargs):
+                 track_statistics=False, state_dtype=None, **kwargs):
         checks.check_learning_rate(learning_rate)
+        low_precision.check_state_dtype(state_dtype)
+        if state_dtype is not None and not self.keeps_state:
+            raise ValueError(
+                f"{type(self).__name__} keeps no per-parameter state, so "
+                "`state_dtype` does not apply; leave it None. Received: "
+                f"state_dtype={state_dtype!r}")
         # Keras accepts these unchecked; a string here would fail only
         # inside the train step, far from its cause.
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
@@ -60,6 +71,7 @@ class Optimizer(compat.KerasHooks):
         checks.check_bool("jit_compile", jit_compile)
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.jit_compile = jit_compile
+        self.state_dtype = state_dtype
         self._compiled = None
         self._traced = False
         self._track_statistics = checks.check_bool(
@@ -168,6 +180,25 @@ class Optimizer(compat.KerasHooks):
     def write_variable(self, variable, value):
         self.assign(variable, ops.cast(value, variable.dtype))
 
+    def read_state(self, state_variable, dtype):
+        return ops.cast(state_variable, dtype)
+
+    def write_states(self, variable, *moments):
+        """Stores up to two moments ``(state_variable, value)`` of
+        `variable`. In bfloat16 state each is rounded stochastically, with
+        one 16-bit half of this step's random bits for the variable."""
+        if self.state_dtype != "bfloat16":
+            for state_variable, value in moments:
+                self.write_variable(state_variable, value)
+            return
+        bits = low_precision.random_bits(
+            variable.shape, self.iterations, self.variable_index(variable))
+        halves = (low_precision.low_half(bits),
+                  low_precision.high_half(bits))
+        for (state_variable, value), half in zip(moments, halves):
+            self.assign(state_variable,
+                        low_precision.round_to_bfloat16(value, half))
+
     def record_statistics(self, variable, raw_gradient, zero_confidence=None):
         if self.track_statistics:
             self._counters.record(self, variable, raw_gradient,
@@ -219,5 +250,6 @@ class Optimizer(compat.KerasHooks):
     def get_config(self):
         config = super().get_config()
         config["jit_compile"] = self.jit_compile
+        config["state_dtype"] = self.state_dtype
         config["track_statistics"] = self.track_statistics
         return config

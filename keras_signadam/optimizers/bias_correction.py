@@ -24,10 +24,12 @@ from keras import ops
 # smallest float32, and -inf (from beta = 0) would make the sum NaN.
 _LOG_FLOOR = -100.0
 
+
 def log_decay(beta):
     """log(beta) for a float tensor beta in [0, 1), accurate near 1
     (``log1p(beta - 1)``: the subtraction is exact there)."""
     return ops.maximum(ops.log1p(beta - 1.0), _LOG_FLOOR)
+
 
 def accumulate_log_decay(log_sum, beta):
     """Adds log(beta) to the compensated sum ``log_sum = [sum, carry]``."""
@@ -37,20 +39,24 @@ def accumulate_log_decay(log_sum, beta):
     carry = (new_total - total) - term
     return ops.stack([new_total, carry])
 
+
 def one_minus_power(log_beta, t):
     """``1 - beta**t`` from a double-precision `log_beta` (Python float)
     and a float step count `t`."""
     return -ops.expm1(t * max(log_beta, _LOG_FLOOR))
 
+
 def python_log(beta):
     """Double-precision log of a Python float beta in [0, 1)."""
     return math.log(beta) if beta else -math.inf
+
 
 def corrected_ratio(m, v, beta_1_correction, beta_2_correction, epsilon):
     """Adam's ``m_hat / (sqrt(v_hat) + epsilon)``."""
     m_hat = m / beta_1_correction
     v_hat = v / beta_2_correction
     return m_hat / (ops.sqrt(v_hat) + epsilon)
+
 
 class MomentHistory:
     """The optimizer variables the corrections read: the compensated sum of

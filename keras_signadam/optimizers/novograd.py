@@ -156,9 +156,9 @@ class NovoGrad(base.Optimizer):
             direction = direction + self.weight_decay * theta
         if self.grad_averaging:
             direction = (1.0 - beta_1) * direction
-        m_new = beta_1 * m + direction
+        m_new = beta_1 * self.read_state(m, dtype) + direction
         self.write_variable(variable, theta - lr * m_new)
-        self.write_variable(m, m_new)
+        self.write_states(variable, (m, m_new))
         self.assign(v, v_new)
         self.record_statistics(variable, raw)
 

@@ -94,8 +94,9 @@ class SignAdam(base.Optimizer):
         v = self._velocities[index]
         beta_1 = ops.cast(self.beta_1, dtype)
 
-        m_new = beta_1 * m + (1.0 - beta_1) * s
-        v_new = self.beta_2 * v + (1.0 - self.beta_2) * ops.square(s)
+        m_new = beta_1 * self.read_state(m, dtype) + (1.0 - beta_1) * s
+        v_new = (self.beta_2 * self.read_state(v, dtype)
+                 + (1.0 - self.beta_2) * ops.square(s))
         ratio = bias_correction.corrected_ratio(
             m_new,
             v_new,
@@ -108,8 +109,7 @@ class SignAdam(base.Optimizer):
         )
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ratio)
-        self.write_variable(m, m_new)
-        self.write_variable(v, v_new)
+        self.write_states(variable, (m, m_new), (v, v_new))
         self.record_statistics(variable, raw, zeros)
 
     def finish_step(self):

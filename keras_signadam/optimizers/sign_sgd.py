@@ -46,6 +46,7 @@ class SignSGD(base.Optimizer):
 
     confidence_threshold_variable = "threshold"
     tracks_sparsity = True
+    keeps_state = False
 
     def __init__(
         self,

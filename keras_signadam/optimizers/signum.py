@@ -63,10 +63,10 @@ class Signum(base.Optimizer):
         lr = self.step_size(learning_rate, variable)
         beta = ops.cast(self.momentum, g.dtype)
         m = self._momentums[self.variable_index(variable)]
-        m_new = beta * m + (1.0 - beta) * g
+        m_new = beta * self.read_state(m, g.dtype) + (1.0 - beta) * g
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ops.sign(m_new))
-        self.write_variable(m, m_new)
+        self.write_states(variable, (m, m_new))
         self.record_statistics(variable, raw)
 
     def get_config(self):

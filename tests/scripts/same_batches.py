@@ -17,6 +17,8 @@ FACTORIES = {
     "SignAdam": lambda: ks.SignAdam(1e-3),
     "SignAdamPP": lambda: ks.SignAdamPP(1e-3, track_statistics=True),
     "NovoGrad": lambda: ks.NovoGrad(1e-2),
+    "SignAdamPP bfloat16 state": lambda: ks.SignAdamPP(
+        1e-3, state_dtype="bfloat16"),
 }
 EPOCHS, BATCH = 3, 64
 

@@ -1,0 +1,93 @@
+"""Optimizer state kept in bfloat16, with stochastic rounding.
+
+With ``state_dtype="bfloat16"`` each moment is computed in float32 and
+stored in bfloat16 (2 bytes instead of 4). Rounding to nearest would freeze
+an exponential average: with beta_2 = 0.999 a second moment near 1 moves by
+about 1e-3 per step, under half of bfloat16's spacing there (2**-8), so
+every step rounds back to the old value. Stochastic rounding keeps the
+stored value unbiased instead: a float32 ``x`` between the neighbouring
+bfloat16 values ``lo < x < hi`` is stored as ``hi`` with probability
+``(x - lo) / (hi - lo)`` and as ``lo`` otherwise, so ``E[stored] = x`` and
+the average keeps moving in expectation.
+
+It is done on the bit pattern: a float32's upper 16 bits are its bfloat16
+truncation, so adding a uniform random integer in [0, 2**16) to the 32-bit
+pattern and clearing the lower 16 bits rounds the magnitude up with exactly
+that probability (for either sign, since the sign bit is not touched for
+finite values).
+
+The random bits come from a counter-based hash of (step, variable, element)
+computed inside the update, so they cost no state and no random-number
+generator, are the same on every replica, and repeat exactly when a run is
+resumed from a checkpoint (the step is `optimizer.iterations`, which is
+saved). The hash is ``lowbias32`` (C. Wellons' integer hash), in int32
+arithmetic that wraps modulo 2**32 on every backend.
+"""
+
+from keras import ops
+
+from keras_signadam import checks
+from keras_signadam import compat
+
+STATE_DTYPES = (None, "float32", "bfloat16")
+
+_GOLDEN = -1640531527  # 0x9E3779B9 as int32: spreads steps apart
+_STREAM = 0x3C6EF372   # separates the variables' streams
+_MUL_1 = 0x7FEB352D
+_MUL_2 = -2073254261   # 0x846CA68B as int32
+_LOW_16 = 0xFFFF
+_HIGH_16 = -65536      # 0xFFFF0000 as int32
+
+
+def check_state_dtype(value):
+    if value is None:
+        return None
+    return checks.check_choice("state_dtype", value, STATE_DTYPES[1:])
+
+
+def _shift_right(x, bits):
+    """Logical right shift of int32 (arithmetic shift, then clear the
+    copies of the sign bit)."""
+    return ops.bitwise_and(ops.right_shift(x, bits), (1 << (32 - bits)) - 1)
+
+
+def hash32(x):
+    """lowbias32 of an int32 tensor: all 32 output bits depend on all input
+    bits."""
+    x = ops.bitwise_xor(x, _shift_right(x, 16))
+    x = x * _MUL_1
+    x = ops.bitwise_xor(x, _shift_right(x, 15))
+    x = x * _MUL_2
+    return ops.bitwise_xor(x, _shift_right(x, 16))
+
+
+def random_bits(shape, step, stream):
+    """32 random bits (int32) per element of `shape` for this `step` (an
+    integer tensor; only its low 32 bits count) and `stream` (a Python
+    int, one per variable)."""
+    offset = (stream * _STREAM) & 0x7FFFFFFF
+    # The step mixed with the stream, once per variable...
+    seed = hash32(ops.cast(step, "int32") * _GOLDEN + offset)
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    # ...then with each element's index.
+    index = ops.reshape(ops.arange(size, dtype="int32"), shape)
+    return hash32(index * _GOLDEN + seed)
+
+
+def low_half(bits):
+    return ops.bitwise_and(bits, _LOW_16)
+
+
+def high_half(bits):
+    return _shift_right(bits, 16)
+
+
+def round_to_bfloat16(x, bits16):
+    """Stochastically rounds `x` (cast to float32) to bfloat16, with
+    `bits16` uniform int32 in [0, 2**16) of the same shape."""
+    pattern = compat.bitcast(ops.cast(x, "float32"), "int32")
+    rounded = ops.bitwise_and(pattern + bits16, _HIGH_16)
+    # Exactly representable in bfloat16: the cast only drops zero bits.
+    return ops.cast(compat.bitcast(rounded, "float32"), "bfloat16")

@@ -1,0 +1,257 @@
+"""`state_dtype="bfloat16"`: moments stored in bfloat16 with stochastic
+rounding, checked against the float32 NumPy references in distribution."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_signadam as ks
+from keras_signadam.optimizers import low_precision
+from tests import reference
+from tests.helpers import ROOT
+from tests.helpers import small_model
+from tests.helpers import to_numpy
+
+WITH_STATE = {
+    "SignAdamPP": (ks.SignAdamPP, lambda: reference.SignAdamPP(
+        lr=1e-3, threshold=5e-4), ("m", "v")),
+    "SignAdam": (ks.SignAdam, lambda: reference.SignAdamPP(lr=1e-3),
+                 ("m", "v")),
+    "Signum": (ks.Signum, lambda: reference.Signum(lr=1e-3), ("m",)),
+    "NovoGrad": (ks.NovoGrad, lambda: reference.NovoGrad(lr=1e-3), ("m",)),
+}
+
+
+def moments(optimizer):
+    """The per-element state variables, in the order m, v."""
+    return [v for v in optimizer.variables
+            if v.path.endswith(("_momentum", "_velocity"))
+            and not v.path.endswith("layer_velocity")]
+
+
+@pytest.mark.parametrize("name", sorted(WITH_STATE))
+@pytest.mark.parametrize("variable_dtype", ["float32", "float64",
+                                            "bfloat16"])
+def test_state_dtype_of_every_variable(name, variable_dtype):
+    cls = WITH_STATE[name][0]
+    variable = keras.Variable(np.ones((3, 4)), dtype=variable_dtype)
+    for state_dtype, expected in [("bfloat16", "bfloat16"),
+                                  ("float32", "float32"),
+                                  (None, {"float64": "float64"}.get(
+                                      variable_dtype, "float32"))]:
+        optimizer = cls(state_dtype=state_dtype)
+        optimizer.apply([np.full((3, 4), 0.1)], [variable])
+        state = moments(optimizer)
+        assert len(state) == len(WITH_STATE[name][2])
+        for v in state:
+            assert keras.backend.standardize_dtype(v.dtype) == expected
+            assert tuple(v.shape) == (3, 4)
+        # Counters, hyperparameters and NovoGrad's per-layer second
+        # moment keep their own dtypes.
+        ids = {id(v) for v in state}
+        others = [v for v in optimizer.variables if id(v) not in ids]
+        assert all(keras.backend.standardize_dtype(v.dtype) != "bfloat16"
+                   for v in others)
+
+
+@pytest.mark.parametrize("value", ["float16", "int8", "bf16", 16, True])
+def test_unsupported_state_dtype_is_refused(value):
+    with pytest.raises(ValueError, match="state_dtype"):
+        ks.SignAdamPP(state_dtype=value)
+
+
+def test_stateless_optimizer_refuses_state_dtype():
+    with pytest.raises(ValueError, match="SignSGD keeps no per-parameter "
+                                         "state.*state_dtype"):
+        ks.SignSGD(state_dtype="bfloat16")
+
+
+def bfloat16_neighbours(x):
+    """The bfloat16 values just below and above each float32 `x`."""
+    x = np.asarray(x, np.float32)
+    bits = x.view(np.uint32)
+    down = (bits & np.uint32(0xFFFF0000)).view(np.float32)
+    up = ((bits & np.uint32(0xFFFF0000)) + np.uint32(0x10000)).view(
+        np.float32)
+    exact = (bits & np.uint32(0xFFFF)) == 0
+    up = np.where(exact, down, up)
+    return np.minimum(down, up), np.maximum(down, up)
+
+
+def test_stochastic_rounding_is_unbiased_and_stays_on_neighbours():
+    n = 200_000
+    for x in (1.0 / 3.0, -0.7071, 0.999, 3e-5, -123.456):
+        values = np.full((n,), x, np.float32)
+        bits = low_precision.random_bits((n,), np.int64(17), 3)
+        for half in (low_precision.low_half(bits),
+                     low_precision.high_half(bits)):
+            half_np = to_numpy(half)
+            assert half_np.min() >= 0 and half_np.max() < 2**16
+            # Uniform 16-bit halves: mean 32767.5, sd 18918 / sqrt(n).
+            assert abs(half_np.mean() - 32767.5) < 5 * 18918 / np.sqrt(n)
+            rounded = to_numpy(ops_cast(
+                low_precision.round_to_bfloat16(values, half), "float32"))
+            lo, hi = bfloat16_neighbours(np.float32(x))
+            assert set(np.unique(rounded)) <= {lo, hi}
+            # Bernoulli(p) between the neighbours: its mean is x.
+            spacing = float(hi - lo)
+            assert abs(rounded.mean() - np.float32(x)) < (
+                5 * 0.5 * spacing / np.sqrt(n))
+
+
+def ops_cast(x, dtype):
+    return keras.ops.cast(x, dtype)
+
+
+def test_random_bits_differ_by_step_variable_and_element():
+    a = to_numpy(low_precision.random_bits((4096,), np.int64(1), 0))
+    b = to_numpy(low_precision.random_bits((4096,), np.int64(2), 0))
+    c = to_numpy(low_precision.random_bits((4096,), np.int64(1), 1))
+    again = to_numpy(low_precision.random_bits((4096,), np.int64(1), 0))
+    np.testing.assert_array_equal(a, again)
+    for other in (b, c):
+        assert np.mean(a == other) < 0.01
+    assert len(np.unique(a)) > 4000
+
+
+@pytest.mark.parametrize("name", sorted(WITH_STATE))
+def test_mean_of_rounded_state_matches_float32_reference(name):
+    # 16384 copies of one parameter see the same gradients; each rounds
+    # with its own bits, so their mean estimates the expected state, which
+    # for these linear recursions is the float32 reference's.
+    cls, make_reference, names = WITH_STATE[name]
+    n, steps = 16384, 40
+    rng = np.random.default_rng(0)
+    grads = [np.full((n,), g, np.float32)
+             for g in rng.normal(0, 2e-3, steps).astype(np.float32)]
+    theta0 = np.full((n,), 0.5, np.float32)
+    variable = keras.Variable(theta0)
+    optimizer = cls(learning_rate=1e-3, state_dtype="bfloat16")
+    for g in grads:
+        optimizer.apply([g], [variable])
+    ref = make_reference()
+    theta = theta0
+    for t, g in enumerate(grads, start=1):
+        theta = ref.step(theta, g, t)
+    for state, moment in zip(moments(optimizer), names):
+        stored = to_numpy(ops_cast(state, "float32")).astype(np.float64)
+        expected = float(getattr(ref, moment)[0])
+        # Each step's rounding errs by under one bfloat16 spacing (at
+        # most 2**-7 of the value), with mean 0: over the steps a copy
+        # random-walks by about sqrt(steps) / 2 spacings, and the mean of
+        # n independent copies by that over sqrt(n). Bounds at 5 sigma.
+        spacing = 2.0 ** -7 * abs(expected)
+        walk = np.sqrt(steps) * spacing / 2
+        assert abs(stored.mean() - expected) < 5 * walk / np.sqrt(n) + 1e-9, (
+            moment, stored.mean(), expected)
+        assert np.all(np.abs(stored - expected) < 5 * walk + 1e-9)
+    moved = theta0[0] - theta[0]
+    assert abs(to_numpy(variable).mean() - theta[0]) < 0.01 * abs(moved)
+
+
+def round_to_nearest_bfloat16(x):
+    """float32 -> bfloat16 -> float32, rounding half to even."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = bits + 0x7FFF + ((bits >> 16) & 1)
+    return (bits & 0xFFFF0000).astype(np.uint32).view(np.float32)
+
+
+def test_nothing_stalls_over_ten_thousand_steps():
+    import tensorflow as tf
+
+    steps, n, beta_2 = 10_000, 1024, 0.999
+    expected_v = 1.0 - beta_2 ** steps
+    # What round-to-nearest bfloat16 storage does to the same recursion:
+    # v stops where (1 - beta_2) * (1 - v) is under half a spacing.
+    v = np.float32(0.0)
+    for _ in range(steps):
+        v = round_to_nearest_bfloat16(beta_2 * v + (1 - beta_2) * 1.0)
+    assert v < 0.5, v
+
+    variable = keras.Variable(np.zeros((n,), np.float32))
+    optimizer = ks.SignAdam(learning_rate=1e-4, beta_2=beta_2,
+                            state_dtype="bfloat16")
+    g = tf.ones((n,))
+
+    @tf.function(jit_compile=True)
+    def step():
+        optimizer.apply([g], [variable])
+
+    for _ in range(steps):
+        step()
+    _, velocity = moments(optimizer)
+    stored = to_numpy(ops_cast(velocity, "float32"))
+    assert abs(stored.mean() - expected_v) < 2e-3, stored.mean()
+    assert stored.min() > 0.98
+    # Each step moves every weight by lr * m_hat / sqrt(v_hat), about lr
+    # (v_hat of each copy carries its own rounding noise).
+    theta = to_numpy(variable)
+    assert abs(theta.mean() / (-1e-4 * steps) - 1) < 2e-3, theta.mean()
+    np.testing.assert_allclose(theta, -1e-4 * steps, rtol=0.03)
+
+
+def digits_like(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, 8, 8, 1)).astype("float32"),
+            (np.arange(n) % 10).astype("int32"))
+
+
+def fitted(optimizer, epochs, model=None):
+    x, y = digits_like()
+    if model is None:
+        keras.utils.set_random_seed(0)
+        model = small_model(hidden=16)
+        model.compile(optimizer=optimizer, loss=keras.losses.
+                      SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0)
+    return model
+
+
+def test_save_load_and_resume_are_exact(tmp_path):
+    straight = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 4)
+    again = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 4)
+    half = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 2)
+    path = str(tmp_path / "half.keras")
+    half.save(path)
+    loaded = keras.models.load_model(path)
+    assert loaded.optimizer.state_dtype == "bfloat16"
+    resumed = fitted(None, 2, model=loaded)
+    for model in (again, resumed):
+        for a, b in zip(straight.weights, model.weights):
+            np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
+        for a, b in zip(straight.optimizer.variables,
+                        model.optimizer.variables):
+            np.testing.assert_array_equal(to_numpy(ops_cast(a, "float32")),
+                                          to_numpy(ops_cast(b, "float32")))
+
+
+def test_statistics_and_mixed_precision_with_bfloat16_state():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        optimizer = ks.SignAdamPP(state_dtype="bfloat16",
+                                  track_statistics=True)
+        model = fitted(optimizer, 1)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    inner = model.optimizer.inner_optimizer
+    assert inner is optimizer
+    assert {keras.backend.standardize_dtype(v.dtype)
+            for v in moments(inner)} == {"bfloat16"}
+    assert 0.0 <= inner.sparsity <= 1.0
+    assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
+
+
+def test_backends_round_alike(start_python):
+    script = os.path.join(ROOT, "tests", "scripts", "low_precision_steps.py")
+    children = {backend: start_python([script], backend=backend)
+                for backend in ("tensorflow", "jax", "torch")}
+    results = {}
+    for backend, child in children.items():
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err[-3000:]
+        results[backend] = np.array(out.split()[-8:], dtype=np.float64)
+    for backend in ("jax", "torch"):
+        np.testing.assert_allclose(results[backend], results["tensorflow"],
+                                   rtol=1e-5, atol=1e-7)
