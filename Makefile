@@ -27,7 +27,8 @@ test-suite: $(TEST_STAMP)
 test-floor: $(TEST_STAMP) $(FLOOR)
 	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -n 2 -p no:randomly \
 	    tests/test_floor.py tests/test_update_rules.py tests/test_saving.py \
-	    tests/test_xla.py -k "float32 or saving or xla or floor"
+	    tests/test_xla.py tests/test_low_precision_state.py \
+	    -k "float32 or saving or xla or floor or rounded_state or resume"
 
 $(FLOOR): $(TEST_STAMP)
 	rm -rf .floor
@@ -42,6 +43,10 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/learning_rate_sweep.md
 	$(VENV)/bin/python -m benchmarks.generalization \
 	    --output benchmarks/results/generalization.md
+	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/state_dtype \
+	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state"
 
 # Executes tutorials/00_digits_quick_tour.ipynb and stores its outputs.
 tutorial-outputs: $(TEST_STAMP)

@@ -17,6 +17,8 @@ RESULTS = {
     "benchmarks/results/learning_rate_sweep.md":
         "benchmarks.learning_rate_sweep",
     "benchmarks/results/generalization.md": "benchmarks.generalization",
+    "benchmarks/results/quality.md": "benchmarks.quality",
+    "benchmarks/results/state_dtype/quality.md": "benchmarks.quality",
 }
 
 
@@ -26,7 +28,13 @@ def makefile_outputs():
     target = text.split("\nbenchmarks:", 1)[1].split("\n\n", 1)[0]
     commands = re.findall(r"-m (benchmarks\.\w+)[^\n]*(?:\\\n[^\n]*)*?"
                           r"--output ([\w/.]+)", target)
-    return {path: module for module, path in commands}
+    outputs = {path: module for module, path in commands}
+    # A benchmark that writes several files names a folder.
+    for module, folder in re.findall(
+            r"-m benchmarks\.(\w+) --output-dir(?: \\\n\s*)? ([\w/.]+)",
+            target):
+        outputs[f"{folder}/{module}.md"] = f"benchmarks.{module}"
+    return outputs
 
 
 def table_headers(path):

@@ -34,7 +34,7 @@ def test_controller_reaches_target_sparsity_under_xla(start, digits):
     optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=start)
     model = compiled(optimizer, jit_compile=True)
     callback = ks.callbacks.AdaptiveConfidence(
-        target_sparsity=0.5, update_every=5, gain=2.0
+        target_sparsity=0.5, update_every=5, gain=2.0, patience=None
     )
     history = model.fit(x, y, batch_size=32, epochs=6, verbose=0,
                         callbacks=[callback])
@@ -57,8 +57,8 @@ def test_target_may_be_a_function_of_the_epoch(digits):
         epochs_seen.append(epoch)
         return 0.45 if epoch < 2 else 0.7
 
-    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=target,
-                                               update_every=4, gain=2.0)
+    callback = ks.callbacks.AdaptiveConfidence(
+        target_sparsity=target, update_every=4, gain=2.0, patience=None)
     compiled(optimizer).fit(x, y, batch_size=32, epochs=5, verbose=0,
                             callbacks=[callback])
     assert sorted(set(epochs_seen)) == [0, 1, 2, 3, 4]
@@ -88,6 +88,42 @@ def test_plateau_rule_raises_threshold_within_bounds():
     expected = [1e-3, 1e-3, 3e-3, 3e-3, 9e-3, 9e-3, 2e-2, 2e-2, 2e-2]
     np.testing.assert_allclose(history.history["threshold"], expected,
                                rtol=1e-6)
+
+
+def test_default_is_the_plateau_rule_on_validation_loss():
+    # val_loss improves for two epochs, then stalls: with patience 2 the
+    # threshold is multiplied by 4 after the second epoch without
+    # improvement, and again two epochs later.
+    values = iter([3.0, 2.0, 2.5, 2.4, 2.2, 2.1, 2.3])
+
+    class Validation(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["val_loss"] = next(values)
+
+    x = np.zeros((8, 8, 8, 1))
+    y = np.zeros(8)
+    optimizer = ks.SignAdamPP(threshold=1e-3)
+    callback = ks.callbacks.AdaptiveConfidence()
+    assert callback.target_sparsity is None
+    history = compiled(optimizer).fit(
+        x, y, epochs=7, verbose=0, callbacks=[Validation(), callback])
+    expected = [1e-3, 1e-3, 1e-3, 4e-3, 4e-3, 1.6e-2, 1.6e-2]
+    np.testing.assert_allclose(history.history["threshold"], expected,
+                               rtol=1e-6)
+
+
+def test_default_follows_training_loss_without_validation_data():
+    x = np.zeros((8, 8, 8, 1))
+    y = np.zeros(8)
+    # Zero inputs with a frozen model: the training loss never improves
+    # after the first epoch.
+    optimizer = ks.SignAdamPP(learning_rate=0.0, threshold=1e-3)
+    with pytest.warns(UserWarning, match="follows `loss`"):
+        history = compiled(optimizer).fit(
+            x, y, epochs=3, verbose=0,
+            callbacks=[ks.callbacks.AdaptiveConfidence()])
+    np.testing.assert_allclose(history.history["threshold"],
+                               [1e-3, 1e-3, 4e-3], rtol=1e-6)
 
 
 def test_plateau_rule_waits_while_monitor_improves():
@@ -156,7 +192,7 @@ def test_changing_threshold_never_retraces(jit_compile, digits):
         callbacks=[
             ks.callbacks.ConfidenceScheduler(lambda e, d: 1e-4 * (e + 1)),
             ks.callbacks.AdaptiveConfidence(target_sparsity=0.5,
-                                            update_every=1),
+                                            update_every=1, patience=None),
         ],
     )
     assert traces == after_first_fit
@@ -223,8 +259,8 @@ def test_controller_turns_statistics_on_after_a_traced_fit(jit_compile):
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert optimizer.sparsity is None
     callback = ks.callbacks.AdaptiveConfidence(
-        0.5, update_every=1, min_threshold=1e9, max_threshold=1e9
-    )
+        0.5, update_every=1, min_threshold=1e9, max_threshold=1e9,
+        patience=None)
     model.fit(x, y, batch_size=16, epochs=1, verbose=0,
               callbacks=[callback])
     assert optimizer.track_statistics

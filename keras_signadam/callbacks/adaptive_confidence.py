@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -10,7 +11,14 @@ from keras_signadam.callbacks import common
 class AdaptiveConfidence(keras.callbacks.Callback):
     """Adapts the signADAM++ confidence threshold delta during training.
 
-    Two mechanisms, each optional, usable together:
+    Two mechanisms, each optional, usable together. With no arguments,
+    `AdaptiveConfidence()` applies the plateau rule (b) with patience 2 and
+    factor 4: once validation loss stops improving, the threshold rises
+    quickly, so fewer and fewer components keep learning and the model
+    stops fitting its training set further. In the quality benchmark
+    (`benchmarks/results/quality.md`) this narrows the train-test gap only
+    where validation loss plateaus before training ends, and it has not
+    yet shown better test accuracy than a fixed threshold.
 
     (a) Target-sparsity controller. Every `update_every` batches,
 
@@ -26,7 +34,9 @@ class AdaptiveConfidence(keras.callbacks.Callback):
     (b) Plateau rule. When `monitor` (default `val_loss`) has not improved
         for `patience` epochs, `delta <- delta * factor`: once the model
         stops improving, it keeps learning only from the components it is
-        most confident about. `patience=None` turns it off.
+        most confident about. `patience=None` turns it off. Without
+        validation data, the default `val_loss` falls back to `loss` (with
+        a warning).
 
     delta is always kept within `[min_threshold, max_threshold]` (a delta of
     0 is started from `min_threshold`, since the multiplicative rule cannot
@@ -47,8 +57,8 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         gain: Controller gain (> 0). Defaults to `1.0`.
         monitor: Quantity for the plateau rule. Defaults to `"val_loss"`.
         patience: Epochs without improvement before delta is multiplied by
-            `factor`; `None` turns the rule off. Defaults to `None`.
-        factor: Multiplier applied on a plateau (> 0). Defaults to `2.0`.
+            `factor`; `None` turns the rule off. Defaults to `2`.
+        factor: Multiplier applied on a plateau (> 0). Defaults to `4.0`.
         min_delta: Smallest change of `monitor` that counts as improvement.
         mode: `"min"`, `"max"` or `"auto"` (max for names containing
             "acc", else min).
@@ -63,8 +73,8 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         update_every=10,
         gain=1.0,
         monitor="val_loss",
-        patience=None,
-        factor=2.0,
+        patience=2,
+        factor=4.0,
         min_delta=0.0,
         mode="auto",
         min_threshold=1e-6,
@@ -134,6 +144,7 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         self._epoch = 0
         self._batches = 0
         self._wait = 0
+        self._warned = False
         minimize = self.mode == "min" or (
             self.mode == "auto" and "acc" not in self.monitor
         )
@@ -175,6 +186,14 @@ class AdaptiveConfidence(keras.callbacks.Callback):
 
     def _plateau_rule(self, epoch, logs):
         value = logs.get(self.monitor)
+        if value is None and self.monitor == "val_loss" and "loss" in logs:
+            if not self._warned:
+                warnings.warn(
+                    "AdaptiveConfidence: `val_loss` is not in the logs (no "
+                    "validation data?); the plateau rule follows `loss`.",
+                    stacklevel=2)
+                self._warned = True
+            value = logs["loss"]
         if value is None or not np.isfinite(value):
             return
         if self._better(value, self._best):

@@ -53,10 +53,12 @@ def num_classes(data):
 
 
 def train_and_evaluate(model_fn, data, optimizer, epochs, batch_size,
-                       seed=0, callbacks=(), on_epoch=None):
+                       seed=0, callbacks=(), on_epoch=None, validation=None):
     """Seeds, builds ``model_fn(input_shape, num_classes)`` (logits),
-    compiles it with `optimizer` and sparse cross-entropy, fits it with the
-    test split as validation data, and evaluates the final weights.
+    compiles it with `optimizer` and sparse cross-entropy, fits it with
+    `validation` (an ``(x, y)`` pair; by default the test split) as
+    validation data, and evaluates the final weights on the training and
+    test splits.
 
     `on_epoch(epoch, logs, seconds)` is called after each epoch.
     """
@@ -71,7 +73,7 @@ def train_and_evaluate(model_fn, data, optimizer, epochs, batch_size,
     recorder = _EpochRecorder(on_epoch)
     history = model.fit(
         x_train, y_train, batch_size=batch_size, epochs=epochs,
-        validation_data=(x_test, y_test),
+        validation_data=validation or (x_test, y_test),
         callbacks=[*callbacks, recorder], verbose=0,
     )
     train_loss, train_accuracy = model.evaluate(

@@ -1,0 +1,61 @@
+"""The optimizers the quality benchmark compares, and its learning rates.
+
+Every optimizer is swept over the same grid relative to its own default
+learning rate (Keras's default for Keras optimizers): 0.1x, 0.3x, 1x, 3x and
+10x, two decades. For all of them but SGD the default is 1e-3, so the grid
+is 1e-4 .. 1e-2; SGD with momentum (default 1e-2) gets 1e-3 .. 1e-1.
+"""
+
+import keras
+
+import keras_signadam as ks
+
+FACTORS = (0.1, 0.3, 1.0, 3.0, 10.0)
+QUICK_FACTORS = (0.3, 1.0, 3.0)
+
+# name -> (default learning rate, factory(learning_rate or schedule)).
+OPTIMIZERS = {
+    "SignAdamPP": (1e-3, lambda lr: ks.SignAdamPP(lr)),
+    # The recommended setting (see the README's "Does it help?").
+    "SignAdamPP recipe": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, threshold=0.5, threshold_mode="relative")),
+    "SignAdam": (1e-3, lambda lr: ks.SignAdam(lr)),
+    "Signum": (1e-3, lambda lr: ks.Signum(lr)),
+    "NovoGrad": (1e-3, lambda lr: ks.NovoGrad(lr)),
+    "Adam": (1e-3, lambda lr: keras.optimizers.Adam(lr)),
+    "AdamW": (1e-3, lambda lr: keras.optimizers.AdamW(lr)),
+    "Lion": (1e-3, lambda lr: keras.optimizers.Lion(lr)),
+    "SGD momentum": (1e-2, lambda lr: keras.optimizers.SGD(
+        lr, momentum=0.9)),
+}
+
+# Variants of SignAdamPP studied to find its recipe; run them with
+# `--optimizers`. They are not part of the default comparison.
+VARIANTS = {
+    "SignAdamPP relative soft": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, threshold=0.25, threshold_mode="relative", confidence="soft")),
+    "SignAdamPP beta_2=0.99": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, beta_2=0.99)),
+    "SignAdamPP bfloat16 state": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, state_dtype="bfloat16")),
+}
+OPTIMIZERS.update(VARIANTS)
+DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS]
+
+OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad", *VARIANTS)
+
+
+def learning_rates(name, factors=FACTORS):
+    default, _ = OPTIMIZERS[name]
+    return [round(default * f, 12) for f in factors]
+
+
+def make(name, learning_rate, schedule, total_steps):
+    """The optimizer `name` at `learning_rate`, constant or with cosine
+    decay to 0 over `total_steps`."""
+    if schedule == "cosine":
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            learning_rate, decay_steps=total_steps)
+    elif schedule != "constant":
+        raise ValueError(f"Unknown schedule {schedule!r}")
+    return OPTIMIZERS[name][1](learning_rate)

@@ -1,0 +1,102 @@
+"""One training run of the quality benchmark, and a pool that runs many.
+
+A run is described by a plain dict (task, optimizer, learning rate,
+schedule, seed, study, epochs, data fraction) and returns the same dict
+with its measurements added, so runs can be stored one per line and
+summarised later. Runs execute in worker processes, one TensorFlow thread
+each; a worker is replaced after a few dozen runs because TensorFlow keeps
+some memory for every model a process builds.
+"""
+
+import multiprocessing
+import os
+
+RUNS_PER_WORKER = 40
+
+# Extra configurations of the threshold study: (optimizer, callbacks).
+STUDIES = ("fixed", "adaptive", "plateau")
+
+_DATA = {}
+
+
+def _init_worker():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
+def _data(task, fraction):
+    key = (task.name, fraction)
+    if key not in _DATA:
+        _DATA[key] = task.load(fraction)
+    return _DATA[key]
+
+
+def _callbacks(study):
+    import keras
+
+    import keras_signadam as ks
+
+    if study == "adaptive":
+        return [ks.callbacks.AdaptiveConfidence()]
+    if study == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=2)]
+    return []
+
+
+def _optimizer(spec, total_steps):
+    from benchmarks.quality import optimizers
+
+    optimizer = optimizers.make(spec["optimizer"], spec["learning_rate"],
+                                spec["schedule"], total_steps)
+    if spec.get("study") and hasattr(optimizer, "track_statistics"):
+        optimizer.track_statistics = True
+    return optimizer
+
+
+def run(spec):
+    from keras_signadam.comparison.training import train_and_evaluate
+    from benchmarks.quality.tasks import TASKS
+
+    task = TASKS[spec["task"]]
+    train, val, test = _data(task, spec["fraction"])
+    steps = -(-len(train[0]) // task.batch_size) * spec["epochs"]
+    outcome = train_and_evaluate(
+        task.build_model, (train, test), _optimizer(spec, steps),
+        spec["epochs"], task.batch_size, seed=spec["seed"],
+        callbacks=_callbacks(spec.get("study")), validation=val,
+    )
+    history = outcome.history
+
+    def rounded(values):
+        return [None if v is None else round(float(v), 5) for v in values]
+
+    record = dict(spec)
+    record.update(
+        train_accuracy=round(outcome.train_accuracy, 5),
+        test_accuracy=round(outcome.test_accuracy, 5),
+        val_accuracy=rounded(history["val_accuracy"]),
+        accuracy=rounded(history["accuracy"]),
+        seconds_per_epoch=round(outcome.seconds_per_epoch, 4),
+    )
+    if spec.get("study"):
+        record["sparsity"] = rounded(outcome.sparsity)
+        threshold = getattr(outcome.model.optimizer, "threshold", None)
+        if "threshold" in history:
+            record["threshold"] = rounded(history["threshold"])
+        elif threshold is not None:
+            record["threshold"] = rounded([float(threshold)] * spec["epochs"])
+    return record
+
+
+def run_all(specs, workers, on_record):
+    """Runs every spec, calling `on_record(record)` as each finishes (in
+    completion order)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init_worker,
+                      maxtasksperchild=RUNS_PER_WORKER) as pool:
+        for record in pool.imap_unordered(run, specs):
+            on_record(record)

@@ -1,0 +1,81 @@
+"""The quality benchmark at a tiny budget: it runs from the command line,
+chooses learning rates by validation accuracy, and reports what the runs
+measured."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from benchmarks.quality import optimizers
+from tests.helpers import ROOT
+
+TASKS = ("digits_mlp", "tabular_mlp")
+NAMES = ("SignAdamPP", "Adam")
+SEEDS = 2
+
+
+@pytest.fixture(scope="module")
+def output(tmp_path_factory):
+    from tests.helpers import run_python
+
+    folder = tmp_path_factory.mktemp("quality")
+    run_python(["-m", "benchmarks.quality", "--quick", "--tasks",
+                ",".join(TASKS), "--optimizers", ",".join(NAMES),
+                "--seeds", str(SEEDS), "--epochs", "0.1",
+                "--output-dir", str(folder)], cwd=ROOT)
+    with open(folder / "quality_runs.jsonl", encoding="utf-8") as f:
+        runs = [json.loads(line) for line in f]
+    return folder, runs, (folder / "quality.md").read_text("utf-8")
+
+
+def test_every_configuration_ran(output):
+    _, runs, _ = output
+    sweep = [r for r in runs if "study" not in r]
+    expected = {(t, n, lr, "constant", s) for t in TASKS for n in NAMES
+                for lr in optimizers.learning_rates(
+                    n, optimizers.QUICK_FACTORS)
+                for s in range(SEEDS)}
+    assert {(r["task"], r["optimizer"], r["learning_rate"], r["schedule"],
+             r["seed"]) for r in sweep} == expected
+    assert len(sweep) == len(expected)
+    for r in runs:
+        assert 0.0 <= r["test_accuracy"] <= 1.0
+        assert len(r["val_accuracy"]) == r["epochs"] == 2
+    studies = {(r["task"], r["study"]) for r in runs if "study" in r}
+    assert studies == {(t, s) for t in TASKS
+                       for s in ("fixed", "adaptive", "plateau")}
+
+
+def test_report_shows_the_choice_made_on_validation(output):
+    folder, runs, report = output
+    assert "Machine:" in report
+    assert (folder / "quality_sweep.png").read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "quality_threshold.png").read_bytes()[:4] == b"\x89PNG"
+    sections = {part.split("\n", 1)[0]: part
+                for part in report.split("\n## ")}
+    for task in TASKS:
+        for name in NAMES:
+            cells = {}
+            for r in runs:
+                if ("study" not in r and r["task"] == task
+                        and r["optimizer"] == name):
+                    cells.setdefault(r["learning_rate"], []).append(r)
+            # Highest mean final validation accuracy; ties to the lower lr.
+            lr = max(cells, key=lambda k: (
+                np.mean([r["val_accuracy"][-1] for r in cells[k]]), -k))
+            test = [r["test_accuracy"] for r in cells[lr]]
+            error = np.std(test, ddof=1) / np.sqrt(len(test))
+            section = sections[task]
+            line = next(line for line in section.splitlines()
+                        if line.startswith(f"| {name} | constant | "))
+            assert f"| {lr:g} | {np.mean(test):.4f} ± {error:.4f} |" in line
+    assert "## Targets" in report
+
+
+def test_unknown_names_are_refused_by_argument(run_python):
+    result = run_python(["-m", "benchmarks.quality", "--tasks", "mnist"],
+                        cwd=ROOT, check=False)
+    assert result.returncode != 0
+    assert "--tasks" in result.stderr and "digits_mlp" in result.stderr
