@@ -108,3 +108,11 @@ def run_python(args, backend=None, env=None, cwd=None, timeout=600,
         assert result.returncode == 0, (result.stdout[-2000:]
                                         + result.stderr[-4000:])
     return result
+
+
+def digits_like(n=64, seed=0):
+    """`n` random 8x8x1 images with labels 0..9 in turn: a digits-shaped
+    batch for tests that need training to run, not to learn."""
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(size=(n, 8, 8, 1)).astype("float32"),
+            (np.arange(n) % 10).astype("int32"))

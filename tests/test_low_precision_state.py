@@ -11,6 +11,7 @@ import keras_signadam as ks
 from keras_signadam.optimizers import low_precision
 from tests import reference
 from tests.helpers import ROOT
+from tests.helpers import digits_like
 from tests.helpers import small_model
 from tests.helpers import to_numpy
 
@@ -192,14 +193,8 @@ def test_nothing_stalls_over_ten_thousand_steps():
     np.testing.assert_allclose(theta, -1e-4 * steps, rtol=0.03)
 
 
-def digits_like(n=96, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(size=(n, 8, 8, 1)).astype("float32"),
-            (np.arange(n) % 10).astype("int32"))
-
-
 def fitted(optimizer, epochs, model=None):
-    x, y = digits_like()
+    x, y = digits_like(96)
     if model is None:
         keras.utils.set_random_seed(0)
         model = small_model(hidden=16)

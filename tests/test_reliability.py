@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import keras_signadam as ks
+from tests.helpers import digits_like
 from tests.helpers import small_model
 from tests.helpers import to_numpy
 
@@ -24,12 +25,6 @@ BAD_VALUES = {
     "momentum": [1.0, -0.1, float("nan")],
 }
 GOOD_VALUE = {"threshold": 2e-3, "beta_1": 0.8, "momentum": 0.8}
-
-
-def digits_like(n=64, seed=0):
-    rng = np.random.default_rng(seed)
-    return (rng.uniform(size=(n, 8, 8, 1)).astype("float32"),
-            np.arange(n) % 10)
 
 
 def compiled(optimizer, **kwargs):
