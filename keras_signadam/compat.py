@@ -76,7 +76,8 @@ class KerasHooks(keras.optimizers.Optimizer):
 
     - `_apply_weight_decay` -> nothing (decay is fused into `update_step`),
     - `_backend_update_step` -> `run_update_step`,
-    - `_distributed_tf_update_step` -> `run_distributed_tf_update`.
+    - `_distributed_tf_update_step` -> `run_distributed_tf_update`,
+    - `_all_reduce_sum_gradients` -> `aggregate_tf_gradients`.
     """
 
     def _apply_weight_decay(self, variables):
@@ -98,4 +99,13 @@ class KerasHooks(keras.optimizers.Optimizer):
                 distribution, grads_and_vars, learning_rate
             ),
             distribution, grads_and_vars, learning_rate,
+        )
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        grads_and_vars = list(grads_and_vars)
+        return self.aggregate_tf_gradients(
+            lambda: super(KerasHooks, self)._all_reduce_sum_gradients(
+                grads_and_vars
+            ),
+            grads_and_vars,
         )

@@ -145,6 +145,22 @@ class NovoGrad:
         return theta - f32(self.lr) * self.m
 
 
+def local_signal(g, theta, replicas, threshold=0.0, mode="absolute",
+                 coupled_weight_decay=0.0):
+    """One replica's ternary signal under majority-vote aggregation: the
+    hard confidence-filtered sign of its gradient share `g` scaled to the
+    global gradient (times `replicas`), with coupled weight decay."""
+    finite = np.isfinite(g)
+    g = clean(g) * f32(replicas) + f32(coupled_weight_decay) * theta
+    c = confidence(g, threshold, "hard", mode) * finite
+    return c * np.sign(g)
+
+
+def majority_vote(signals):
+    """sign of the sum of the replicas' signals (ties give 0)."""
+    return np.sign(np.sum(signals, axis=0)).astype(f32)
+
+
 def clip_by_norm(g, clipnorm):
     norm = np.sqrt(np.sum(g.astype(np.float64) ** 2))
     return g * f32(clipnorm / max(norm, clipnorm))

@@ -20,6 +20,9 @@ What every optimizer here shares, written once:
   an XLA-compiled or JAX-traced step) that step does not move the weights.
 - On the TensorFlow backend the update compiles itself with XLA
   (`backend/tensorflow/optimizer.py`).
+- The sign family can aggregate gradients across `tf.distribute` replicas
+  by a majority vote of packed 2-bit signals instead of a float32 sum
+  (`aggregation="majority_vote"`, `backend/tensorflow/majority_vote.py`).
 """
 
 import warnings
@@ -35,6 +38,8 @@ from keras_signadam.optimizers import low_precision
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
 
+AGGREGATIONS = ("sum", "majority_vote")
+
 
 class Optimizer(compat.KerasHooks):
     """Shared machinery; subclasses implement `build` and `update_step`."""
@@ -48,11 +53,22 @@ class Optimizer(compat.KerasHooks):
     tracks_sparsity = False
     # Whether the optimizer keeps per-parameter state (`state_dtype`).
     keeps_state = True
+    # Whether the update is driven by a ternary signal of the gradient
+    # (`local_signal`), so that replicas can vote on it (`aggregation`).
+    votes_on_signs = False
 
     def __init__(self, learning_rate, jit_compile=True,
-                 track_statistics=False, state_dtype=None, **kwargs):
+                 track_statistics=False, state_dtype=None,
+                 aggregation="sum", **kwargs):
         checks.check_learning_rate(learning_rate)
         low_precision.check_state_dtype(state_dtype)
+        checks.check_choice("aggregation", aggregation, AGGREGATIONS)
+        if aggregation != "sum" and not self.votes_on_signs:
+            raise ValueError(
+                f"{type(self).__name__} does not update with the sign of "
+                "the gradient, so its gradients cannot be aggregated by a "
+                "vote; leave `aggregation` at 'sum'. Received: "
+                f"aggregation={aggregation!r}")
         if state_dtype is not None and not self.keeps_state:
             raise ValueError(
                 f"{type(self).__name__} keeps no per-parameter state, so "
@@ -72,6 +88,10 @@ class Optimizer(compat.KerasHooks):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.jit_compile = jit_compile
         self.state_dtype = state_dtype
+        self.aggregation = aggregation
+        # True while the update being traced receives majority votes in
+        # place of gradients (set by `aggregate_tf_gradients`).
+        self.receives_votes = False
         self._compiled = None
         self._traced = False
         self._track_statistics = checks.check_bool(
@@ -199,6 +219,20 @@ class Optimizer(compat.KerasHooks):
             self.assign(state_variable,
                         low_precision.round_to_bfloat16(value, half))
 
+    def local_signal(self, g, raw_gradient, variable):
+        """The ternary signal ``(s, zero indicator)`` of one gradient, as
+        the update rule forms it (sign family): here sign(g); the
+        optimizers with a confidence function filter it."""
+        s = ops.sign(g)
+        return s, ops.cast(ops.equal(s, 0.0), g.dtype)
+
+    def sign_signal(self, g, raw_gradient, variable):
+        """`local_signal`, or, when the replicas voted, the vote itself:
+        it arrives in place of the gradient and is already the signal."""
+        if self.receives_votes:
+            return g, ops.cast(ops.equal(g, 0.0), g.dtype)
+        return self.local_signal(g, raw_gradient, variable)
+
     def record_statistics(self, variable, raw_gradient, zero_confidence=None):
         if self.track_statistics:
             self._counters.record(self, variable, raw_gradient,
@@ -224,11 +258,28 @@ class Optimizer(compat.KerasHooks):
                 f"step; at step {int(ops.convert_to_numpy(self.iterations))}"
                 f" it is {value!r} (check the learning rate schedule)."
             )
-        apply(learning_rate)
+        try:
+            apply(learning_rate)
+        finally:
+            self.receives_votes = False
         self.finish_step()
 
     def finish_step(self):
         """Advances state shared by all variables, once per update."""
+
+    def aggregate_tf_gradients(self, keras_sum, grads_and_vars):
+        """TensorFlow only, in the replica context: the gradients every
+        replica's update receives. Keras's float sum, or with
+        `aggregation="majority_vote"` and several replicas, the vote."""
+        if self.aggregation == "sum":
+            return keras_sum()
+        from keras_signadam.backend.tensorflow import majority_vote
+
+        context = majority_vote.replica_context()
+        if context is None:
+            return keras_sum()
+        self.receives_votes = True
+        return majority_vote.voted_gradients(self, grads_and_vars, context)
 
     def run_distributed_tf_update(self, keras_update, distribution,
                                   grads_and_vars, learning_rate):
@@ -251,5 +302,6 @@ class Optimizer(compat.KerasHooks):
         config = super().get_config()
         config["jit_compile"] = self.jit_compile
         config["state_dtype"] = self.state_dtype
+        config["aggregation"] = self.aggregation
         config["track_statistics"] = self.track_statistics
         return config

@@ -69,6 +69,11 @@ class ConfidenceArguments:
     def __init__(self, optimizer, threshold, kind, mode):
         checks.check_choice("confidence", kind, CONFIDENCE_KINDS)
         checks.check_choice("threshold_mode", mode, THRESHOLD_MODES)
+        if kind == "soft" and optimizer.aggregation == "majority_vote":
+            # A soft confidence is not ternary: it has no 2-bit code.
+            raise ValueError(
+                "`aggregation='majority_vote'` votes on ternary signals, "
+                "which needs confidence='hard'. Received: confidence='soft'")
         self.kind, self.mode = kind, mode
         # A validated variable: callbacks and users change it without
         # re-tracing, and a bad value is refused where it is written.

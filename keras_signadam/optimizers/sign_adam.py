@@ -45,6 +45,7 @@ class SignAdam(base.Optimizer):
 
     momentum_variable = "beta_1"
     tracks_sparsity = True
+    votes_on_signs = True
 
     def __init__(
         self,
@@ -78,16 +79,11 @@ class SignAdam(base.Optimizer):
         self._velocities = self.add_state_variables(var_list, "velocity")
         self._history = bias_correction.MomentHistory(self)
 
-    def signal(self, g):
-        """The signed input of the moments and its zero indicator."""
-        s = ops.sign(g)
-        return s, ops.cast(ops.equal(s, 0.0), g.dtype)
-
     def update_step(self, gradient, variable, learning_rate):
         g, raw = self.prepare_gradient(gradient, variable)
         dtype = g.dtype
         lr = self.step_size(learning_rate, variable)
-        s, zeros = self.signal(g)
+        s, zeros = self.sign_signal(g, raw, variable)
 
         index = self.variable_index(variable)
         m = self._momentums[index]

@@ -85,7 +85,7 @@ class SignAdamPP(SignAdam):
         self.confidence = confidence
         self.threshold_mode = threshold_mode
 
-    def signal(self, g):
+    def local_signal(self, g, raw_gradient, variable):
         return self._confidence.signal(g)
 
     def get_config(self):

@@ -47,6 +47,7 @@ class SignSGD(base.Optimizer):
     confidence_threshold_variable = "threshold"
     tracks_sparsity = True
     keeps_state = False
+    votes_on_signs = True
 
     def __init__(
         self,
@@ -76,16 +77,19 @@ class SignSGD(base.Optimizer):
         self.confidence = confidence
         self.threshold_mode = threshold_mode
 
-    def update_step(self, gradient, variable, learning_rate):
-        g, raw = self.prepare_gradient(gradient, variable)
-        lr = self.step_size(learning_rate, variable)
+    def local_signal(self, g, raw_gradient, variable):
         if self.coupled_weight_decay:
             g = ops.where(
-                ops.isfinite(raw),
+                ops.isfinite(raw_gradient),
                 g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
                 ops.zeros_like(g),
             )
-        step, zeros = self._confidence.signal(g)
+        return self._confidence.signal(g)
+
+    def update_step(self, gradient, variable, learning_rate):
+        g, raw = self.prepare_gradient(gradient, variable)
+        lr = self.step_size(learning_rate, variable)
+        step, zeros = self.sign_signal(g, raw, variable)
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * step)
         self.record_statistics(variable, raw, zeros)

@@ -33,6 +33,7 @@ class Signum(base.Optimizer):
     """
 
     momentum_variable = "momentum"
+    votes_on_signs = True
 
     def __init__(
         self,
@@ -59,6 +60,8 @@ class Signum(base.Optimizer):
         self._momentums = self.add_state_variables(var_list, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
+        # With `aggregation="majority_vote"` `gradient` is the replicas'
+        # vote on sign(g), which the momentum then averages.
         g, raw = self.prepare_gradient(gradient, variable)
         lr = self.step_size(learning_rate, variable)
         beta = ops.cast(self.momentum, g.dtype)

@@ -118,7 +118,7 @@ class CompiledUpdates:
 
     def get(self, optimizer, variables, device):
         key = (tuple(compat.variable_key(optimizer, v) for v in variables),
-               device)
+               device, optimizer.receives_votes)
         update = self.functions.get(key)
         if update is None and not device:
             update = _SharedUpdate(optimizer, variables)

@@ -1,0 +1,282 @@
+"""`aggregation="majority_vote"`: the packed codes against a NumPy packing,
+the vote and the updates over several steps at 2 and 4 replicas against
+the NumPy references, identical replicas, the bytes the collectives move,
+`fit` under MirroredStrategy and the arguments."""
+
+import json
+import os
+
+import keras
+import ml_dtypes
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_signadam as ks
+from keras_signadam.backend.tensorflow import majority_vote
+from tests import reference as ref
+from tests.helpers import ROOT
+from tests.helpers import run_python
+from tests.helpers import to_numpy
+
+SCRIPT = os.path.join(ROOT, "tests", "scripts", "majority_vote.py")
+STEPS = 4
+SHAPES = [(37, 29), (301,)]
+LR = 1e-2
+
+
+def numpy_pack(codes, radix):
+    """Digits of base `radix`, low digit first, `k` to a 32-bit word."""
+    k = 1
+    while radix ** (k + 1) <= 2**32:
+        k += 1
+    codes = np.concatenate([codes, np.zeros((-len(codes)) % k, int)])
+    powers = radix ** np.arange(k, dtype=np.uint64)
+    words = (codes.reshape(-1, k).astype(np.uint64) * powers).sum(axis=1)
+    return words.astype(np.uint32)
+
+
+@pytest.mark.parametrize("radix", [3, 5, 9, 17, 513])
+def test_packing_matches_numpy_and_round_trips(radix):
+    rng = np.random.default_rng(radix)
+    codes = rng.integers(0, radix, size=1001)
+    # The largest code everywhere in one word: its sum is the largest.
+    codes[:40] = radix - 1
+    words = majority_vote.pack(tf.constant(codes, tf.int32), radix)
+    assert words.dtype == tf.int32
+    np.testing.assert_array_equal(words.numpy().view(np.uint32),
+                                  numpy_pack(codes, radix))
+    np.testing.assert_array_equal(
+        majority_vote.unpack(words, radix, len(codes)).numpy(), codes)
+
+
+@pytest.mark.parametrize("replicas", [2, 4, 8])
+def test_summed_words_hold_the_summed_codes(replicas):
+    """An int32 sum of packed words (wrapping past 2**31 as the integer
+    all-reduce does) unpacks to the per-component sums."""
+    rng = np.random.default_rng(replicas)
+    radix = 2 * replicas + 1
+    codes = rng.integers(0, 3, size=(replicas, 500))
+    codes[:, :30] = 2
+    words = [majority_vote.pack(tf.constant(c, tf.int32), radix)
+             for c in codes]
+    total = tf.math.add_n(words)
+    np.testing.assert_array_equal(
+        majority_vote.unpack(total, radix, 500).numpy(), codes.sum(axis=0))
+
+
+def test_collective_sends_fewer_bytes_per_replica():
+    n = 1 << 20
+    for replicas in (2, 3, 4, 8, 64):
+        chosen = majority_vote.collective_for(replicas)
+        sent = majority_vote.ring_bytes_sent(chosen, n, replicas)
+        for other in ("all_gather", "all_reduce"):
+            assert sent <= majority_vote.ring_bytes_sent(other, n, replicas)
+    assert majority_vote.collective_for(2) == "all_gather"
+    assert majority_vote.collective_for(8) == "all_reduce"
+
+
+# ------------------------------------------------------ replicas, steps
+CASES = {
+    # name: (optimizer, reference of the update on the vote, local signal)
+    "SignSGD": (lambda: ref.SignSGD(LR),
+                dict(threshold=5e-4, coupled_weight_decay=0.1)),
+    "Signum": (lambda: ref.Signum(LR, weight_decay=0.01), {}),
+    "SignAdam": (lambda: ref.SignAdamPP(LR), {}),
+    "SignAdamPP": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
+    "SignAdamPP relative": (lambda: ref.SignAdamPP(LR),
+                            dict(threshold=0.5, mode="relative")),
+}
+DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
+
+
+def case_list():
+    cases = []
+    for replicas in (2, 4):
+        for collective in ("all_gather", "all_reduce"):
+            for name in CASES:
+                cases.append((name, replicas, collective, "float32"))
+        cases.append(("SignAdamPP", replicas, "all_gather", "bfloat16"))
+        cases.append(("SignAdamPP sum", replicas, "sum", "float32"))
+    return cases
+
+
+def problem(replicas, seed):
+    """Initial values and every replica's gradient share at every step:
+    a common part plus per-replica noise, so votes are split; exact zeros
+    shared by all replicas (ties) and a NaN on one replica."""
+    rng = np.random.default_rng(seed)
+    thetas, grads = [], []
+    for shape in SHAPES:
+        thetas.append(rng.normal(size=shape).astype(np.float32))
+        common = rng.normal(size=(STEPS, 1) + shape) * 1e-3
+        noise = rng.normal(size=(STEPS, replicas) + shape) * 2e-3
+        g = (common + noise) / replicas
+        g[:, :, rng.uniform(size=shape) < 0.05] = 0.0
+        grads.append(g.astype(np.float32))
+    grads[1][1, 0, 3] = np.nan
+    return thetas, grads
+
+
+@pytest.fixture(scope="module")
+def voted_steps(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("vote")
+    arrays = {}
+    for index, (name, replicas, collective, dtype) in enumerate(
+            case_list()):
+        key = f"{name}-{replicas}-{collective}-{dtype}"
+        thetas, grads = problem(replicas, index)
+        arrays.update({f"{key}/replicas": replicas, f"{key}/optimizer": name,
+                       f"{key}/collective": collective,
+                       f"{key}/dtype": dtype, f"{key}/steps": STEPS})
+        for i, (theta, g) in enumerate(zip(thetas, grads)):
+            arrays[f"{key}/theta{i}"] = theta
+            arrays[f"{key}/grad{i}"] = g
+    np.savez(folder / "input.npz", **arrays)
+    out = {}
+    for replicas in (2, 4):
+        output = folder / f"output{replicas}.npz"
+        run_python([SCRIPT, "steps", str(replicas),
+                    str(folder / "input.npz"), str(output)], timeout=600)
+        out.update(np.load(output))
+    return arrays, out
+
+
+def expected_thetas(name, replicas, dtype, thetas, grads):
+    """Per step, the reference parameters after updating on the vote."""
+    make_reference, signal_arguments = CASES[name]
+    np_dtype = DTYPES[dtype]
+    references = [make_reference() for _ in thetas]
+    thetas = [ref.store(theta, np_dtype) for theta in thetas]
+    steps, zero_votes = [], 0
+    for t in range(STEPS):
+        new = []
+        for i, (theta, reference) in enumerate(zip(thetas, references)):
+            shares = grads[i][t]
+            signals = [
+                ref.local_signal(
+                    ref.store(s, np_dtype) if np.all(np.isfinite(s)) else s,
+                    theta, replicas, **signal_arguments)
+                for s in shares]
+            vote = ref.majority_vote(signals)
+            zero_votes = np.sum(vote == 0) if i == 0 else (
+                zero_votes + np.sum(vote == 0))
+            new.append(ref.store(reference.step(theta, vote, t + 1),
+                                 np_dtype))
+        thetas = new
+        steps.append(thetas)
+    return steps, zero_votes / sum(np.prod(s) for s in SHAPES)
+
+
+@pytest.mark.parametrize("case", [c for c in case_list() if c[2] != "sum"],
+                         ids=lambda c: "-".join(map(str, c)))
+def test_vote_and_update_match_numpy_reference(voted_steps, case):
+    arrays, out = voted_steps
+    name, replicas, collective, dtype = case
+    key = f"{name}-{replicas}-{collective}-{dtype}"
+    thetas = [arrays[f"{key}/theta{i}"] for i in range(2)]
+    grads = [arrays[f"{key}/grad{i}"] for i in range(2)]
+    expected, zero_votes = expected_thetas(name, replicas, dtype, thetas,
+                                           grads)
+    tolerance = (dict(rtol=1e-6, atol=1e-6) if dtype == "float32"
+                 else dict(rtol=1e-2, atol=1e-3))
+    for t in range(STEPS):
+        for i in range(2):
+            copies = out[f"{key}/theta{i}/step{t}"].astype(np.float32)
+            assert copies.shape[0] == replicas
+            # Every replica holds the same bits.
+            for copy in copies[1:]:
+                np.testing.assert_array_equal(copy, copies[0])
+            # A wrong vote moves a component by about LR = 1e-2.
+            np.testing.assert_allclose(copies[0], expected[t][i],
+                                       err_msg=f"{key} step {t} var {i}",
+                                       **tolerance)
+    for k in out:
+        if k.startswith(f"{key}/optimizer"):
+            for copy in out[k][1:]:
+                np.testing.assert_array_equal(copy, out[k][0], err_msg=k)
+    if f"{key}/sparsity" in out:
+        # Statistics count the zero votes of the last step.
+        assert float(out[f"{key}/sparsity"]) == pytest.approx(zero_votes)
+    calls = json.loads(str(out[f"{key}/calls"]))
+    assert {c["collective"] for c in calls} == {collective}
+    assert all(c["dtypes"] == ["int32"] for c in calls)
+
+
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_collectives_move_at_least_8x_fewer_bytes(voted_steps, replicas):
+    """Bytes read off the tensors each collective call was given and
+    returned, per replica, against the float32 all-reduce Keras makes."""
+    _, out = voted_steps
+
+    def per_call(collective):
+        name = "SignAdamPP sum" if collective == "sum" else "SignAdamPP"
+        calls = json.loads(str(
+            out[f"{name}-{replicas}-{collective}-float32/calls"]))
+        assert len(calls) % replicas == 0
+        first = calls[0]
+        assert all(c == first for c in calls)
+        return first
+
+    components = sum(np.prod(s) for s in SHAPES)
+    exact = per_call("sum")
+    assert exact["dtypes"] == ["float32"]
+    assert exact["sent"] == 4 * components
+    ring = {
+        "sum": 2 * (replicas - 1) / replicas * exact["sent"],
+        "all_reduce": 2 * (replicas - 1) / replicas
+        * per_call("all_reduce")["sent"],
+        "all_gather": (replicas - 1) * per_call("all_gather")["sent"],
+    }
+    gathered = per_call("all_gather")
+    assert gathered["received"] == replicas * gathered["sent"]
+    chosen = majority_vote.collective_for(replicas)
+    assert ring[chosen] == min(ring["all_reduce"], ring["all_gather"])
+    assert ring["sum"] / ring[chosen] >= 8.0
+
+
+@pytest.mark.parametrize("replicas", [2, 4])
+def test_fit_keeps_replicas_identical(tmp_path, replicas):
+    output = tmp_path / "fit.json"
+    run_python([SCRIPT, "fit", str(replicas), str(output)], timeout=600)
+    rows = json.loads(output.read_text())
+    assert [r["optimizer"] for r in rows] == [
+        "SignSGD", "Signum", "SignAdam", "SignAdamPP"]
+    for row in rows:
+        assert row["copies"] == row["replicas"]
+        assert row["spread"] == 0.0, row
+        assert row["loss"][-1] < row["loss"][0], row
+
+
+# ------------------------------------------------------------ arguments
+def test_bad_aggregation_is_refused_by_name():
+    with pytest.raises(ValueError, match="aggregation"):
+        ks.SignAdamPP(aggregation="vote")
+    with pytest.raises(ValueError, match="aggregation"):
+        ks.NovoGrad(aggregation="majority_vote")
+    with pytest.raises(ValueError, match="confidence='hard'"):
+        ks.SignAdamPP(confidence="soft", aggregation="majority_vote")
+    with pytest.raises(ValueError, match="confidence='hard'"):
+        ks.SignSGD(confidence="soft", aggregation="majority_vote")
+
+
+@pytest.mark.parametrize("cls", [ks.SignSGD, ks.Signum, ks.SignAdam,
+                                 ks.SignAdamPP])
+def test_aggregation_is_configured_and_has_no_effect_on_one_device(cls):
+    optimizer = cls(aggregation="majority_vote")
+    config = optimizer.get_config()
+    assert config["aggregation"] == "majority_vote"
+    assert cls.from_config(config).aggregation == "majority_vote"
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(6, 5)).astype(np.float32)
+    grads = [rng.normal(size=(6, 5)).astype(np.float32) * 1e-3
+             for _ in range(3)]
+    results = []
+    for aggregation in ("sum", "majority_vote"):
+        variable = keras.Variable(theta)
+        optimizer = cls(1e-2, aggregation=aggregation)
+        for g in grads:
+            optimizer.apply([g], [variable])
+        results.append(to_numpy(variable))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert np.abs(results[0] - theta).max() > 1e-3
