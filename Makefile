@@ -43,6 +43,8 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/learning_rate_sweep.md
 	$(VENV)/bin/python -m benchmarks.generalization \
 	    --output benchmarks/results/generalization.md
+	$(VENV)/bin/python -m benchmarks.communication \
+	    --output benchmarks/results/communication.md
 	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \

@@ -6,10 +6,14 @@ falls back to the default strategy (one GPU or the CPU), or to
 `MirroredStrategy` when several GPUs are present. Trains a
 `tensorflow_datasets` image set with SignAdamPP and AdaptiveConfidence,
 running several steps per `tf.function` call (`steps_per_execution`), which
-is what keeps a TPU busy.
+is what keeps a TPU busy. With several replicas the gradients are combined
+by a majority vote of packed sign signals (`aggregation="majority_vote"`,
+10x fewer bytes than the float32 all-reduce at 4 replicas); with one
+replica there is nothing to combine and the argument has no effect.
 
     python examples/tpu_training.py [--tpu NAME] [--dataset mnist]
         [--epochs 5] [--steps-per-epoch N] [--batch-size 128]
+        [--aggregation majority_vote|sum]
 """
 
 import argparse
@@ -67,9 +71,17 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--steps-per-execution", type=int, default=32)
+    parser.add_argument("--aggregation", default="majority_vote",
+                        choices=["majority_vote", "sum"])
     args = parser.parse_args(argv)
 
     strategy = resolve_strategy(args.tpu)
+    if strategy.num_replicas_in_sync == 1:
+        print(f"One replica: aggregation={args.aggregation!r} has no "
+              "effect (there are no gradients to combine).")
+    else:
+        print(f"{strategy.num_replicas_in_sync} replicas combine their "
+              f"gradients with aggregation={args.aggregation!r}.")
     # The global batch is split across the replicas.
     batch_size = args.batch_size * strategy.num_replicas_in_sync
     train, test, shape, classes = datasets(args.dataset, batch_size,
@@ -78,7 +90,8 @@ def main(argv=None):
     with strategy.scope():
         model = models.cnn(shape, classes)
         model.compile(
-            optimizer=ks.SignAdamPP(learning_rate=1e-3),
+            optimizer=ks.SignAdamPP(learning_rate=1e-3,
+                                    aggregation=args.aggregation),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
             steps_per_execution=min(args.steps_per_execution, steps),

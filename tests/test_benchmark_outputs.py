@@ -17,6 +17,7 @@ RESULTS = {
     "benchmarks/results/learning_rate_sweep.md":
         "benchmarks.learning_rate_sweep",
     "benchmarks/results/generalization.md": "benchmarks.generalization",
+    "benchmarks/results/communication.md": "benchmarks.communication",
     "benchmarks/results/quality.md": "benchmarks.quality",
     "benchmarks/results/state_dtype/quality.md": "benchmarks.quality",
 }

@@ -26,7 +26,8 @@ def free_ports(n):
             s.close()
 
 
-@pytest.mark.parametrize("optimizer", ["SignAdamPP", "Signum", "NovoGrad"])
+@pytest.mark.parametrize("optimizer", ["SignAdamPP", "Signum", "NovoGrad",
+                                       "SignAdamPP majority vote"])
 def test_multi_worker_ends_with_identical_weights(optimizer, tmp_path):
     ports = free_ports(2)
     outputs = [tmp_path / f"worker{i}.npz" for i in range(2)]

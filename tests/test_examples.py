@@ -57,5 +57,7 @@ def test_tpu_training_falls_back_on_cpu_under_mock_data():
     result = run_python(["-c", code])
     assert "No TPU found" in result.stdout
     assert "falling back to the CPU" in result.stdout
+    assert ("One replica: aggregation='majority_vote' has no effect"
+            in result.stdout)
     assert numbers_after("threshold", result.stdout)
     assert 0 <= numbers_after("sparsity", result.stdout)[-1] <= 1

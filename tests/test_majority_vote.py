@@ -236,7 +236,7 @@ def test_collectives_move_at_least_8x_fewer_bytes(voted_steps, replicas):
 
 
 @pytest.mark.parametrize("replicas", [2, 4])
-def test_fit_keeps_replicas_identical(tmp_path, replicas):
+def test_fit_keeps_replicas_identical_and_resumes(tmp_path, replicas):
     output = tmp_path / "fit.json"
     run_python([SCRIPT, "fit", str(replicas), str(output)], timeout=600)
     rows = json.loads(output.read_text())
@@ -246,6 +246,10 @@ def test_fit_keeps_replicas_identical(tmp_path, replicas):
         assert row["copies"] == row["replicas"]
         assert row["spread"] == 0.0, row
         assert row["loss"][-1] < row["loss"][0], row
+        # `model.save` after one epoch, `load_model` under a fresh
+        # strategy, one more epoch: the same weights and state.
+        assert row["aggregation"] == "majority_vote"
+        assert row["resume_difference"] == 0.0, row
 
 
 # ------------------------------------------------------------ arguments

@@ -29,10 +29,29 @@ BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA
             `keras.optimizers.Optimizer`."""
 
 
+AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
+            combine their gradients. `"sum"` (default): Keras's exact
+            float32 all-reduce. `"majority_vote"`: each replica sends only
+            the ternary signal of its own gradient share (its hard
+            confidence-filtered sign, compared with the threshold after
+            scaling the share by the number of replicas R to the global
+            gradient's scale), packed at 1.6 to 4.6 bits per component;
+            every replica applies the same update with sign(sum of the
+            signals) in place of the signal, so replicas stay identical.
+            10x fewer bytes than the float32 all-reduce at 4 replicas
+            (`benchmarks/results/communication.md`). Needs
+            `confidence="hard"`. With `track_statistics=True`, `sparsity`
+            is the fraction of zero votes; non-finite components are zeroed
+            on each replica before its signal is formed, but not counted.
+            No effect on one device, outside `tf.distribute`, or on the JAX
+            and PyTorch backends."""
+
+
 def fill_docstring(cls):
-    """Class decorator: puts the shared arguments into `{{base_arguments}}`."""
+    """Class decorator: puts the shared arguments into `{{base_arguments}}`
+    and, for the sign family, `{{aggregation_argument}}`."""
     if cls.__doc__:
         cls.__doc__ = cls.__doc__.replace(
             "{{base_arguments}}", BASE_ARGUMENTS_DOC
-        )
+        ).replace("{{aggregation_argument}}", AGGREGATION_DOC)
     return cls

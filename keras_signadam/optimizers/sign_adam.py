@@ -20,7 +20,8 @@ class SignAdam(base.Optimizer):
         m_hat = m / (1 - prod_{k<=t} beta_1_k),  v_hat = v / (1 - beta_2**t)
         theta <- theta - lr * m_hat / (sqrt(v_hat) + epsilon)
 
-    Because |s| <= 1 each step is bounded by about `lr`, and |m_hat|
+    With `aggregation="majority_vote"`, s is the replicas' vote
+    sign(sum_r s_r) on their own signals. Because |s| <= 1 each step is bounded by about `lr`, and |m_hat|
     measures how consistently a component's sign agreed over recent steps.
     `beta_1` is held in an optimizer variable and its bias correction uses
     the product of the values actually used, so annealing it during
@@ -34,6 +35,7 @@ class SignAdam(base.Optimizer):
         beta_2: Decay rate of the second moment, in [0, 1). Defaults to
             `0.999`.
         epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
+        {{aggregation_argument}}
         {{base_arguments}}
 
     References:

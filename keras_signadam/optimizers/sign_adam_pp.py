@@ -28,7 +28,9 @@ class SignAdamPP(SignAdam):
       `"relative"`: delta multiplies the tensor's gradient RMS, so one value
       fits every layer's scale.
 
-    `threshold=0` gives `SignAdam`. The threshold is the optimizer variable
+    With `aggregation="majority_vote"`, s is the replicas' vote
+    sign(sum_r s_r) on their own confidence-filtered signs. `threshold=0`
+    gives `SignAdam`. The threshold is the optimizer variable
     `optimizer.threshold`; `optimizer.threshold.assign(value)` changes it
     without re-tracing and refuses values that are not finite numbers >= 0.
     With `track_statistics=True`, `optimizer.sparsity` is the fraction of
@@ -46,6 +48,7 @@ class SignAdamPP(SignAdam):
         beta_1: Defaults to `0.9`.
         beta_2: Defaults to `0.999`.
         epsilon: Defaults to `1e-8`.
+        {{aggregation_argument}}
         {{base_arguments}}
 
     References:

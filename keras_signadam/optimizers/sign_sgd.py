@@ -24,9 +24,10 @@ class SignSGD(base.Optimizer):
     With hard confidence, `threshold > 0` and `coupled_weight_decay` it is
     exactly the update rule of the authors' released signADAM++ code: a
     ternary, dead-zone SGD in which components whose gradient is within
-    `threshold` of zero do not move. The threshold is the validated
-    optimizer variable `optimizer.threshold`, so `keras_signadam.callbacks`
-    can adapt it without re-tracing.
+    `threshold` of zero do not move. With `aggregation="majority_vote"`,
+    c(g) * sign(g) is the replicas' vote on their own. The threshold is
+    the validated optimizer variable `optimizer.threshold`, so
+    `keras_signadam.callbacks` can adapt it without re-tracing.
 
     Args:
         learning_rate: Step size of every moving component. Defaults to
@@ -36,6 +37,7 @@ class SignSGD(base.Optimizer):
         threshold_mode: `"absolute"` (default) or `"relative"`.
         coupled_weight_decay: L2 coefficient added to the gradient before
             thresholding (as in the released code). Defaults to `0.0`.
+        {{aggregation_argument}}
         {{base_arguments}}
 
     References:

@@ -16,7 +16,9 @@ class Signum(base.Optimizer):
         m <- momentum * m + (1 - momentum) * g
         theta <- theta - lr * sign(m)
 
-    One state tensor per variable. Keras's `Lion` differs: it takes the sign
+    With `aggregation="majority_vote"` the replicas vote on sign(g) and g
+    above is their vote: the momentum, like all state, stays the same on
+    every replica. One state tensor per variable. Keras's `Lion` differs: it takes the sign
     of an interpolation with `beta_1` and keeps the state with `beta_2`.
     `momentum` is held in a validated optimizer variable, so it can be
     annealed during training (`keras_signadam.callbacks.MomentumScheduler`).
@@ -26,6 +28,7 @@ class Signum(base.Optimizer):
             `1e-3`.
         momentum: Decay rate beta of the gradient average, in [0, 1).
             Defaults to `0.9`.
+        {{aggregation_argument}}
         {{base_arguments}}
 
     References:

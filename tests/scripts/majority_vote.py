@@ -134,10 +134,22 @@ def run_steps(case, arrays, log):
 
 
 def fit_rows(replicas):
+    import tempfile
+
     from keras_signadam.comparison import datasets
     from keras_signadam.comparison import models
 
     (x, y), _ = datasets.load_digits()
+
+    def fit(model, epochs, initial_epoch=0):
+        return model.fit(x[:512], y[:512], batch_size=64, epochs=epochs,
+                         initial_epoch=initial_epoch, shuffle=False,
+                         verbose=0).history["loss"]
+
+    def copies(v):
+        return [keras.ops.convert_to_numpy(c).astype(np.float64)
+                for c in getattr(v.value, "values", (v.value,))]
+
     rows = []
     strategy = strategy_for(replicas)
     for name in ("SignSGD", "Signum", "SignAdam", "SignAdamPP"):
@@ -148,20 +160,28 @@ def fit_rows(replicas):
                 optimizer=FACTORIES[name](),
                 loss=keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
-        history = model.fit(x[:512], y[:512], batch_size=64, epochs=2,
-                            shuffle=False, verbose=0)
-        spread = 0.0
-        for v in model.weights + model.optimizer.variables:
-            copies = [keras.ops.convert_to_numpy(c)
-                      for c in getattr(v.value, "values", (v.value,))]
-            spread = max(spread, max(
-                float(np.max(np.abs(c.astype(np.float64)
-                                    - copies[0].astype(np.float64))))
-                for c in copies))
+        first = fit(model, 1)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.keras")
+            model.save(path)
+            losses = first + fit(model, 2, initial_epoch=1)
+            # Resumed under a fresh strategy from the file: the same run.
+            with strategy_for(replicas).scope():
+                resumed = keras.models.load_model(path)
+            fit(resumed, 2, initial_epoch=1)
+        state = model.weights + model.optimizer.variables
+        spread = max(float(np.max(np.abs(c - copies(v)[0])))
+                     for v in state for c in copies(v))
+        resume_difference = max(
+            float(np.max(np.abs(a - b)))
+            for v, w in zip(state, resumed.weights
+                            + resumed.optimizer.variables)
+            for a, b in zip(copies(v), copies(w)))
         rows.append({"optimizer": name, "replicas": replicas,
-                     "copies": len(model.weights[0].value.values),
-                     "spread": spread,
-                     "loss": history.history["loss"]})
+                     "copies": len(copies(model.weights[0])),
+                     "aggregation": resumed.optimizer.aggregation,
+                     "spread": spread, "resume_difference": resume_difference,
+                     "loss": losses})
     return rows
 
 

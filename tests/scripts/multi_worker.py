@@ -31,6 +31,8 @@ from keras_signadam.comparison import models  # noqa: E402
 
 FACTORIES = {
     "SignAdamPP": lambda: ks.SignAdamPP(1e-3),
+    "SignAdamPP majority vote": lambda: ks.SignAdamPP(
+        1e-3, aggregation="majority_vote"),
     "Signum": lambda: ks.Signum(1e-3),
     "NovoGrad": lambda: ks.NovoGrad(1e-2),
 }
