@@ -69,6 +69,8 @@ def ring_bytes_sent(collective, components, replicas):
 
 
 def collective_for(replicas, components=1 << 20):
+    """The collective that sends fewer bytes (the all-reduce on a tie: it
+    receives fewer)."""
     gather = ring_bytes_sent("all_gather", components, replicas)
     reduce = ring_bytes_sent("all_reduce", components, replicas)
     return "all_gather" if gather < reduce else "all_reduce"
@@ -133,7 +135,7 @@ def voted_gradients(optimizer, grads_and_vars, context):
     if not signals:
         return list(grads_and_vars)
     flat = tf.concat(signals, axis=0)
-    collective = collective_for(replicas)
+    collective = collective_for(replicas, flat.shape[0])
     voted = vote(flat, context, collective)
     sizes = [math.prod(shape) for shape in shapes]
     votes = iter(
