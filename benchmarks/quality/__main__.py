@@ -5,7 +5,7 @@
         [--workers N]
 
 For every task (see `benchmarks/quality/tasks.py`) and optimizer, the same
-learning-rate grid relative to the optimizer's default (0.1x .. 10x), with
+learning-rate grid relative to the optimizer's default (0.3x .. 30x), with
 a constant rate and with cosine decay, over 3 seeds. The learning rate and
 schedule of each optimizer are chosen by mean validation accuracy; the
 tables report the test accuracy of that choice (mean +- standard error over
