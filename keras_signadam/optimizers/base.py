@@ -21,7 +21,8 @@ What every optimizer here shares, written once:
 - On the TensorFlow backend the update compiles itself with XLA
   (`backend/tensorflow/optimizer.py`).
 - The sign family can aggregate gradients across `tf.distribute` replicas
-  by a majority vote of packed 2-bit signals instead of a float32 sum
+  by a majority vote of packed ternary signals (1.6 to 4.6 bits per
+  component) instead of a float32 sum
   (`aggregation="majority_vote"`, `backend/tensorflow/majority_vote.py`).
 """
 
