@@ -78,7 +78,8 @@ def test_collective_sends_fewer_bytes_per_replica():
 
 # ------------------------------------------------------ replicas, steps
 CASES = {
-    # name: (optimizer, reference of the update on the vote, local signal)
+    # name: (reference of the update on the vote, arguments of the
+    # reference's local signal)
     "SignSGD": (lambda: ref.SignSGD(LR),
                 dict(threshold=5e-4, coupled_weight_decay=0.1)),
     "Signum": (lambda: ref.Signum(LR, weight_decay=0.01), {}),
@@ -148,19 +149,17 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
     np_dtype = DTYPES[dtype]
     references = [make_reference() for _ in thetas]
     thetas = [ref.store(theta, np_dtype) for theta in thetas]
-    steps, zero_votes = [], 0
+    steps = []
     for t in range(STEPS):
-        new = []
+        new, zero_votes = [], 0
         for i, (theta, reference) in enumerate(zip(thetas, references)):
-            shares = grads[i][t]
-            signals = [
-                ref.local_signal(
-                    ref.store(s, np_dtype) if np.all(np.isfinite(s)) else s,
-                    theta, replicas, **signal_arguments)
-                for s in shares]
+            # The replicas receive their shares in the variables' dtype
+            # (a NaN stays NaN).
+            signals = [ref.local_signal(ref.store(s, np_dtype), theta,
+                                        replicas, **signal_arguments)
+                       for s in grads[i][t]]
             vote = ref.majority_vote(signals)
-            zero_votes = np.sum(vote == 0) if i == 0 else (
-                zero_votes + np.sum(vote == 0))
+            zero_votes += np.sum(vote == 0)
             new.append(ref.store(reference.step(theta, vote, t + 1),
                                  np_dtype))
         thetas = new
