@@ -11,7 +11,8 @@ TEST_STAMP := $(VENV)/.test-$(SETUP)
 FLOOR_KERAS := $(shell sed -n 's/^MINIMUM_KERAS = "\(.*\)"/\1/p' keras_signadam/compat.py)
 FLOOR := .floor/keras-$(FLOOR_KERAS)
 
-.PHONY: run test test-suite test-floor benchmarks tutorial-outputs wheel
+.PHONY: run test test-suite test-floor benchmarks benchmarks-gpu \
+	tutorial-outputs wheel
 
 run: $(RUN_STAMP)
 	$(VENV)/bin/keras-signadam compare
@@ -49,6 +50,18 @@ benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \
 	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state"
+
+# On a GPU machine with JAX and Keras (TensorFlow is not needed): the
+# update step at 8x the parameters and at the size above, and the quality
+# benchmark's --quick mode.
+GPU_PYTHON ?= python3
+benchmarks-gpu:
+	KERAS_BACKEND=jax $(GPU_PYTHON) -m benchmarks.update_step --rounds 15 \
+	    --scale 8 --output benchmarks/results/gpu/update_step.md
+	KERAS_BACKEND=jax $(GPU_PYTHON) -m benchmarks.update_step --rounds 15 \
+	    --output benchmarks/results/gpu/update_step_scale1.md
+	KERAS_BACKEND=jax $(GPU_PYTHON) -m benchmarks.quality --output-dir \
+	    benchmarks/results/gpu/quality_quick --quick --workers 12
 
 # Executes tutorials/00_digits_quick_tour.ipynb and stores its outputs.
 tutorial-outputs: $(TEST_STAMP)

@@ -1,6 +1,6 @@
 """Committed benchmark results cannot go stale: each is written by the one
-`make benchmarks` command, and its tables have the columns its script
-prints today."""
+`make benchmarks` command (`make benchmarks-gpu` for those taken on a GPU
+machine), and its tables have the columns its script prints today."""
 
 import glob
 import importlib
@@ -20,13 +20,17 @@ RESULTS = {
     "benchmarks/results/communication.md": "benchmarks.communication",
     "benchmarks/results/quality.md": "benchmarks.quality",
     "benchmarks/results/state_dtype/quality.md": "benchmarks.quality",
+    "benchmarks/results/gpu/update_step.md": "benchmarks.update_step",
+    "benchmarks/results/gpu/update_step_scale1.md": "benchmarks.update_step",
+    "benchmarks/results/gpu/quality_quick/quality.md": "benchmarks.quality",
 }
 
 
 def makefile_outputs():
     with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as f:
         text = f.read()
-    target = text.split("\nbenchmarks:", 1)[1].split("\n\n", 1)[0]
+    target = "\n".join(text.split(f"\n{name}:", 1)[1].split("\n\n", 1)[0]
+                       for name in ("benchmarks", "benchmarks-gpu"))
     commands = re.findall(r"-m (benchmarks\.\w+)[^\n]*(?:\\\n[^\n]*)*?"
                           r"--output ([\w/.]+)", target)
     outputs = {path: module for module, path in commands}

@@ -3,9 +3,9 @@
 A run is described by a plain dict (task, optimizer, learning rate,
 schedule, seed, study, epochs, data fraction) and returns the same dict
 with its measurements added, so runs can be stored one per line and
-summarised later. Runs execute in worker processes, one TensorFlow thread
-each; a worker is replaced after a few dozen runs because TensorFlow keeps
-some memory for every model a process builds.
+summarised later. Runs execute in worker processes (under TensorFlow, one
+thread each); a worker is replaced after a few dozen runs because
+TensorFlow keeps some memory for every model a process builds.
 """
 
 import multiprocessing
@@ -21,10 +21,15 @@ _DATA = {}
 
 def _init_worker():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    # Workers share one GPU: JAX must not reserve most of its memory.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import keras
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
 def _data(task, fraction):

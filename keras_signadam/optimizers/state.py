@@ -25,9 +25,10 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
     """One optimizer variable per model variable.
 
     `shape=None` mirrors the model variable's shape; `dtype=None` uses the
-    optimizer's `state_dtype` when it is set, else `compute_dtype`. Variables that Keras overwrites with their gradient get
-    `None`, as in `add_optimizer_variables`. Under `tf.distribute` each is
-    placed with its model variable.
+    optimizer's `state_dtype` when it is set, else `compute_dtype`.
+    Variables that Keras overwrites with their gradient get `None`, as in
+    `add_optimizer_variables`. Under `tf.distribute` each is placed with
+    its model variable.
     """
     states = []
     for variable in var_list:
