@@ -49,7 +49,7 @@ benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \
-	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state"
+	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state,SignAdamPP int8 state"
 
 # On a GPU machine with JAX and Keras (TensorFlow is not needed): the
 # update step at 8x the parameters and at the size above, and the quality

@@ -23,7 +23,8 @@ zero-confidence and non-finite components: a reduction over the gradient,
 which XLA on CPU runs as a second pass instead of fusing it into the update.
 The rows "bfloat16 state" keep the moments in bfloat16 with stochastic
 rounding (`state_dtype="bfloat16"`), whose random bits are computed in the
-update.
+update; the rows "int8 state" keep them as stochastically rounded 8-bit
+codes (`state_dtype="int8"`).
 
 Under `KERAS_BACKEND=jax` (how it runs on a GPU machine without
 TensorFlow) there is one setting, "XLA step": `optimizer.stateless_apply`
@@ -72,6 +73,11 @@ OPTIMIZERS = {
         lambda: ks.Signum(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
     "NovoGrad, bfloat16 state": (
         lambda: ks.NovoGrad(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
+    # int8 state: each state tensor moves 1 byte each way.
+    "SignAdamPP, int8 state": (
+        lambda: ks.SignAdamPP(state_dtype="int8"), 4 * (2 + 1) + 1 * 4),
+    "SignAdam, int8 state": (
+        lambda: ks.SignAdam(state_dtype="int8"), 4 * (2 + 1) + 1 * 4),
     "keras Adam": (lambda: keras.optimizers.Adam(), 4 * (2 + 1 + 2 * 2)),
     "keras Lion": (lambda: keras.optimizers.Lion(), 4 * (2 + 1 + 2)),
     "keras SGD": (lambda: keras.optimizers.SGD(), 4 * (2 + 1)),
@@ -258,6 +264,12 @@ def main(argv=None):
          ratio_low, ratio_low <= 0.8),
     ]:
         emit(f"- {text}: {value:.2f}, {'met' if met else 'missed'}")
+    eight = "SignAdamPP, int8 state"
+    eight_state = round(state[eight] / state["keras Adam"], 3)
+    eight_time = np.median(times[eight, "XLA step"]) / np.median(
+        times["keras Adam", "XLA step"])
+    emit(f"- int8 state (no target): state bytes per parameter "
+         f"{eight_state:.2f}x Keras Adam, XLA step {eight_time:.2f}x")
     emit()
     report.save(args.output)
     return 0

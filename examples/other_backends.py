@@ -3,7 +3,7 @@
 Keras picks its backend when it is first imported, from `KERAS_BACKEND`.
 Every update in this package is written with `keras.ops`, so the same
 optimizers run under `jax.jit` in Keras's JAX trainer and eagerly in its
-PyTorch trainer.
+PyTorch trainer. The last run adds `AdaptiveConfidence()` and int8 state.
 
     python examples/other_backends.py --backend jax [--epochs 8]
     python examples/other_backends.py --backend torch
@@ -23,12 +23,16 @@ def main(epochs):
     print(f"Keras backend: {keras.backend.backend()}")
     (x_train, y_train), (x_test, y_test) = datasets.load_digits()
     results = {}
-    for name, optimizer in [
-        ("SignAdamPP", ks.SignAdamPP(learning_rate=2e-3)),
-        ("SignAdam", ks.SignAdam(learning_rate=2e-3)),
-        ("Signum", ks.Signum(learning_rate=2e-3)),
-        ("SignSGD", ks.SignSGD(learning_rate=2e-3)),
-        ("NovoGrad", ks.NovoGrad(learning_rate=1e-2)),
+    for name, optimizer, callbacks in [
+        ("SignAdamPP", ks.SignAdamPP(learning_rate=2e-3), []),
+        ("SignAdam", ks.SignAdam(learning_rate=2e-3), []),
+        ("Signum", ks.Signum(learning_rate=2e-3), []),
+        ("SignSGD", ks.SignSGD(learning_rate=2e-3), []),
+        ("NovoGrad", ks.NovoGrad(learning_rate=1e-2), []),
+        # The callback changes the threshold between jitted steps.
+        ("SignAdamPP + AdaptiveConfidence",
+         ks.SignAdamPP(learning_rate=2e-3, state_dtype="int8"),
+         [ks.callbacks.AdaptiveConfidence()]),
     ]:
         keras.utils.set_random_seed(0)
         model = models.mlp(x_train.shape[1:], 10)
@@ -37,10 +41,14 @@ def main(epochs):
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
         )
-        model.fit(x_train, y_train, batch_size=32, epochs=epochs, verbose=0)
+        history = model.fit(x_train, y_train, batch_size=32, epochs=epochs,
+                            callbacks=callbacks, verbose=0).history
         _, accuracy = model.evaluate(x_test, y_test, verbose=0)
         results[name] = accuracy
         print(f"{name}: test accuracy {accuracy:.4f}")
+        if callbacks:
+            print(f"{name}: threshold per epoch " + " ".join(
+                f"{t:.3g}" for t in history["threshold"]))
     return results
 
 

@@ -78,7 +78,8 @@ def test_plateau_rule_raises_threshold_within_bounds():
     y = np.arange(64) % 10
     optimizer = ks.SignAdamPP(threshold=1e-3)
     callback = ks.callbacks.AdaptiveConfidence(
-        monitor="stuck", patience=2, factor=3.0, max_threshold=2e-2
+        target_sparsity=None, monitor="stuck", patience=2, factor=3.0,
+        max_threshold=2e-2
     )
     history = compiled(optimizer).fit(
         x, y, epochs=9, verbose=0, callbacks=[_ConstantLog(), callback]
@@ -90,7 +91,7 @@ def test_plateau_rule_raises_threshold_within_bounds():
                                rtol=1e-6)
 
 
-def test_default_is_the_plateau_rule_on_validation_loss():
+def test_plateau_rule_on_validation_loss():
     # val_loss improves for two epochs, then stalls: with patience 2 the
     # threshold is multiplied by 4 after the second epoch without
     # improvement, and again two epochs later.
@@ -103,8 +104,8 @@ def test_default_is_the_plateau_rule_on_validation_loss():
     x = np.zeros((8, 8, 8, 1))
     y = np.zeros(8)
     optimizer = ks.SignAdamPP(threshold=1e-3)
-    callback = ks.callbacks.AdaptiveConfidence()
-    assert callback.target_sparsity is None
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=None,
+                                               patience=2)
     history = compiled(optimizer).fit(
         x, y, epochs=7, verbose=0, callbacks=[Validation(), callback])
     expected = [1e-3, 1e-3, 1e-3, 4e-3, 4e-3, 1.6e-2, 1.6e-2]
@@ -112,7 +113,7 @@ def test_default_is_the_plateau_rule_on_validation_loss():
                                rtol=1e-6)
 
 
-def test_default_follows_training_loss_without_validation_data():
+def test_plateau_rule_follows_training_loss_without_validation_data():
     x = np.zeros((8, 8, 8, 1))
     y = np.zeros(8)
     # Zero inputs with a frozen model: the training loss never improves
@@ -121,9 +122,40 @@ def test_default_follows_training_loss_without_validation_data():
     with pytest.warns(UserWarning, match="follows `loss`"):
         history = compiled(optimizer).fit(
             x, y, epochs=3, verbose=0,
-            callbacks=[ks.callbacks.AdaptiveConfidence()])
+            callbacks=[ks.callbacks.AdaptiveConfidence(
+                target_sparsity=None, patience=2)])
     np.testing.assert_allclose(history.history["threshold"],
                                [1e-3, 1e-3, 4e-3], rtol=1e-6)
+
+
+def test_default_is_the_sparsity_ramp(digits):
+    # AdaptiveConfidence() aims, in epoch e of E, at 0.9 * e / (E - 1),
+    # with the plateau rule off; each controller step multiplies delta by
+    # exp(gain * (target - observed)), within the bounds.
+    (x, y), _ = digits
+    epochs = 5
+    optimizer = ks.SignAdamPP(threshold=5e-4)
+    callback = ks.callbacks.AdaptiveConfidence()
+    assert callback.patience is None
+    history = compiled(optimizer).fit(x, y, batch_size=32, epochs=epochs,
+                                      verbose=0, callbacks=[callback])
+    seen = callback.history
+    epoch = np.array(seen["epoch"])
+    np.testing.assert_allclose(seen["target"],
+                               0.9 * epoch / (epochs - 1), rtol=1e-12)
+    previous = np.concatenate([[5e-4], seen["threshold"][:-1]])
+    expected = np.clip(np.maximum(previous, 1e-6) * np.exp(
+        np.array(seen["target"]) - np.array(seen["sparsity"])), 1e-6, 1.0)
+    np.testing.assert_allclose(seen["threshold"], expected, rtol=1e-5)
+    # The target 0 lowers delta at first; the rising target raises it,
+    # and the fraction of filtered components with it.
+    threshold = np.array(seen["threshold"])
+    observed = np.array(seen["sparsity"])
+    assert threshold[epoch == 0][-1] < 5e-4
+    assert threshold[-1] > 10 * threshold[epoch == 0][-1]
+    assert observed[-1] > observed[epoch == 0][-1] + 0.2
+    assert history.history["threshold"][-1] == pytest.approx(
+        float(to_numpy(optimizer.threshold)))
 
 
 def test_plateau_rule_waits_while_monitor_improves():
@@ -139,7 +171,7 @@ def test_plateau_rule_waits_while_monitor_improves():
     history = compiled(optimizer).fit(
         x, y, epochs=4, verbose=0,
         callbacks=[Improving(), ks.callbacks.AdaptiveConfidence(
-            monitor="metric", patience=0)],
+            target_sparsity=None, monitor="metric", patience=0)],
     )
     assert history.history["threshold"] == pytest.approx([1e-3] * 4)
 
@@ -218,6 +250,8 @@ def test_works_through_loss_scale_optimizer():
 
 @pytest.mark.parametrize("kwargs,name", [
     (dict(target_sparsity=1.5), "target_sparsity"),
+    (dict(target_sparsity="linear"), "target_sparsity"),
+    (dict(final_sparsity=1.0), "final_sparsity"),
     (dict(update_every=0), "update_every"),
     (dict(gain=-1.0), "gain"),
     (dict(patience=-1), "patience"),

@@ -41,8 +41,15 @@ def test_other_backends_train_every_optimizer(backend):
     out = run_example("other_backends.py", "--backend", backend,
                       "--epochs", "3")
     assert f"Keras backend: {backend}" in out
-    for name in ("SignAdamPP", "SignAdam", "Signum", "SignSGD", "NovoGrad"):
+    for name in ("SignAdamPP", "SignAdam", "Signum", "SignSGD", "NovoGrad",
+                 "SignAdamPP \\+ AdaptiveConfidence"):
         assert numbers_after(f"{name}: test accuracy", out)[0] > 0.8
+    # The sparsity ramp moved the threshold from its default 5e-4 (down
+    # first, then up).
+    line = re.search(r"threshold per epoch (.*)", out).group(1)
+    thresholds = [float(t) for t in line.split()]
+    assert len(thresholds) == 3
+    assert thresholds[0] < 5e-4 < thresholds[-1]
 
 
 def test_tpu_training_falls_back_on_cpu_under_mock_data():

@@ -1,5 +1,6 @@
-"""`state_dtype="bfloat16"`: moments stored in bfloat16 with stochastic
-rounding, checked against the float32 NumPy references in distribution."""
+"""`state_dtype="bfloat16"` and `"int8"`: moments stored in bfloat16 or
+as 8-bit codes with stochastic rounding, checked against the float32 NumPy
+references in distribution."""
 
 import os
 
@@ -25,11 +26,29 @@ WITH_STATE = {
 }
 
 
+# The optimizers whose moments are bounded in [-1, 1] (int8 state).
+BOUNDED = ("SignAdam", "SignAdamPP")
+
+
 def moments(optimizer):
     """The per-element state variables, in the order m, v."""
     return [v for v in optimizer.variables
             if v.path.endswith(("_momentum", "_velocity"))
             and not v.path.endswith("layer_velocity")]
+
+
+def decoded(state, optimizer):
+    """The float64 values stored state stands for: int8 codes are q / 127
+    (the first moment) and (q / 127)**2 (the velocity, kept as the square
+    root of v / (1 - beta_2**t) after step t)."""
+    values = to_numpy(ops_cast(state, "float32")).astype(np.float64)
+    if keras.backend.standardize_dtype(state.dtype) != "int8":
+        return values
+    values = values / 127.0
+    if not state.path.endswith("_velocity"):
+        return values
+    t = int(to_numpy(optimizer.iterations))
+    return values ** 2 * (1.0 - optimizer.beta_2 ** t)
 
 
 @pytest.mark.parametrize("name", sorted(WITH_STATE))
@@ -38,10 +57,11 @@ def moments(optimizer):
 def test_state_dtype_of_every_variable(name, variable_dtype):
     cls = WITH_STATE[name][0]
     variable = keras.Variable(np.ones((3, 4)), dtype=variable_dtype)
-    for state_dtype, expected in [("bfloat16", "bfloat16"),
-                                  ("float32", "float32"),
-                                  (None, {"float64": "float64"}.get(
-                                      variable_dtype, "float32"))]:
+    cases = [("bfloat16", "bfloat16"), ("float32", "float32"),
+             (None, {"float64": "float64"}.get(variable_dtype, "float32"))]
+    if name in BOUNDED:
+        cases.append(("int8", "int8"))
+    for state_dtype, expected in cases:
         optimizer = cls(state_dtype=state_dtype)
         optimizer.apply([np.full((3, 4), 0.1)], [variable])
         state = moments(optimizer)
@@ -53,14 +73,22 @@ def test_state_dtype_of_every_variable(name, variable_dtype):
         # moment keep their own dtypes.
         ids = {id(v) for v in state}
         others = [v for v in optimizer.variables if id(v) not in ids]
-        assert all(keras.backend.standardize_dtype(v.dtype) != "bfloat16"
-                   for v in others)
+        assert all(keras.backend.standardize_dtype(v.dtype)
+                   not in ("bfloat16", "int8") for v in others)
 
 
-@pytest.mark.parametrize("value", ["float16", "int8", "bf16", 16, True])
+@pytest.mark.parametrize("value", ["float16", "uint8", "float8", "bf16",
+                                   16, True])
 def test_unsupported_state_dtype_is_refused(value):
     with pytest.raises(ValueError, match="state_dtype"):
         ks.SignAdamPP(state_dtype=value)
+
+
+@pytest.mark.parametrize("cls", [ks.Signum, ks.NovoGrad])
+def test_int8_state_needs_bounded_moments(cls):
+    with pytest.raises(ValueError, match=f"{cls.__name__}'s moments are "
+                                         "not bounded.*state_dtype"):
+        cls(state_dtype="int8")
 
 
 def test_stateless_optimizer_refuses_state_dtype():
@@ -106,6 +134,28 @@ def ops_cast(x, dtype):
     return keras.ops.cast(x, dtype)
 
 
+@pytest.mark.parametrize("square_root", [False, True])
+def test_int8_codes_are_unbiased_and_stay_on_neighbours(square_root):
+    n = 200_000
+    values = ((0.0, 1e-4, 1.0 / 3.0, 0.5, 0.999, 1.0) if square_root
+              else (-1.0, -0.7071, -1e-3, 0.0, 1.0 / 3.0, 1.0))
+    bits = low_precision.high_half(
+        low_precision.random_bits((n,), np.int64(5), 2))
+    for x in values:
+        codes = to_numpy(low_precision.encode_int8(
+            np.full((n,), x, np.float32), bits, square_root))
+        assert codes.dtype == np.int8
+        # The code of y = 127 x (or 127 sqrt(x)) is floor(y) or ceil(y),
+        # ceil with probability y - floor(y): its mean is y.
+        y = 127.0 * (np.sqrt(x) if square_root else x)
+        assert set(np.unique(codes)) <= {np.floor(y), np.ceil(y)}
+        assert abs(codes.mean() - y) < 5 * 0.5 / np.sqrt(n) + 1e-4
+        back = to_numpy(low_precision.decode_int8(codes, "float64",
+                                                  square_root))
+        np.testing.assert_allclose(
+            back, (codes / 127.0) ** (2 if square_root else 1))
+
+
 def test_random_bits_differ_by_step_variable_and_element():
     a = to_numpy(low_precision.random_bits((4096,), np.int64(1), 0))
     b = to_numpy(low_precision.random_bits((4096,), np.int64(2), 0))
@@ -117,8 +167,10 @@ def test_random_bits_differ_by_step_variable_and_element():
     assert len(np.unique(a)) > 4000
 
 
-@pytest.mark.parametrize("name", sorted(WITH_STATE))
-def test_mean_of_rounded_state_matches_float32_reference(name):
+@pytest.mark.parametrize("name,state_dtype",
+                         [(n, "bfloat16") for n in sorted(WITH_STATE)]
+                         + [(n, "int8") for n in BOUNDED])
+def test_mean_of_rounded_state_matches_float32_reference(name, state_dtype):
     # 16384 copies of one parameter see the same gradients; each rounds
     # with its own bits, so their mean estimates the expected state, which
     # for these linear recursions is the float32 reference's.
@@ -129,7 +181,7 @@ def test_mean_of_rounded_state_matches_float32_reference(name):
              for g in rng.normal(0, 2e-3, steps).astype(np.float32)]
     theta0 = np.full((n,), 0.5, np.float32)
     variable = keras.Variable(theta0)
-    optimizer = cls(learning_rate=1e-3, state_dtype="bfloat16")
+    optimizer = cls(learning_rate=1e-3, state_dtype=state_dtype)
     for g in grads:
         optimizer.apply([g], [variable])
     ref = make_reference()
@@ -137,13 +189,20 @@ def test_mean_of_rounded_state_matches_float32_reference(name):
     for t, g in enumerate(grads, start=1):
         theta = ref.step(theta, g, t)
     for state, moment in zip(moments(optimizer), names):
-        stored = to_numpy(ops_cast(state, "float32")).astype(np.float64)
+        stored = decoded(state, optimizer)
         expected = float(getattr(ref, moment)[0])
-        # Each step's rounding errs by under one bfloat16 spacing (at
-        # most 2**-7 of the value), with mean 0: over the steps a copy
-        # random-walks by about sqrt(steps) / 2 spacings, and the mean of
-        # n independent copies by that over sqrt(n). Bounds at 5 sigma.
+        # Each step's rounding errs by under one spacing (bfloat16: at
+        # most 2**-7 of the value; int8: 1/127), with mean 0: over the
+        # steps a copy random-walks by about sqrt(steps) / 2 spacings, and
+        # the mean of n independent copies by that over sqrt(n). Bounds at
+        # 5 sigma. int8 keeps v as sqrt(v), unbiased there: compare there.
         spacing = 2.0 ** -7 * abs(expected)
+        if state_dtype == "int8":
+            spacing = 1.0 / 127.0
+            if moment == "v":
+                correction = 1.0 - optimizer.beta_2 ** steps
+                stored = np.sqrt(stored / correction)
+                expected = np.sqrt(expected / correction)
         walk = np.sqrt(steps) * spacing / 2
         assert abs(stored.mean() - expected) < 5 * walk / np.sqrt(n) + 1e-9, (
             moment, stored.mean(), expected)
@@ -159,7 +218,8 @@ def round_to_nearest_bfloat16(x):
     return (bits & 0xFFFF0000).astype(np.uint32).view(np.float32)
 
 
-def test_nothing_stalls_over_ten_thousand_steps():
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_nothing_stalls_over_ten_thousand_steps(state_dtype):
     import tensorflow as tf
 
     steps, n, beta_2 = 10_000, 1024, 0.999
@@ -173,7 +233,7 @@ def test_nothing_stalls_over_ten_thousand_steps():
 
     variable = keras.Variable(np.zeros((n,), np.float32))
     optimizer = ks.SignAdam(learning_rate=1e-4, beta_2=beta_2,
-                            state_dtype="bfloat16")
+                            state_dtype=state_dtype)
     g = tf.ones((n,))
 
     @tf.function(jit_compile=True)
@@ -183,7 +243,7 @@ def test_nothing_stalls_over_ten_thousand_steps():
     for _ in range(steps):
         step()
     _, velocity = moments(optimizer)
-    stored = to_numpy(ops_cast(velocity, "float32"))
+    stored = decoded(velocity, optimizer)
     assert abs(stored.mean() - expected_v) < 2e-3, stored.mean()
     assert stored.min() > 0.98
     # Each step moves every weight by lr * m_hat / sqrt(v_hat), about lr
@@ -204,14 +264,15 @@ def fitted(optimizer, epochs, model=None):
     return model
 
 
-def test_save_load_and_resume_are_exact(tmp_path):
-    straight = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 4)
-    again = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 4)
-    half = fitted(ks.SignAdamPP(state_dtype="bfloat16"), 2)
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_save_load_and_resume_are_exact(tmp_path, state_dtype):
+    straight = fitted(ks.SignAdamPP(state_dtype=state_dtype), 4)
+    again = fitted(ks.SignAdamPP(state_dtype=state_dtype), 4)
+    half = fitted(ks.SignAdamPP(state_dtype=state_dtype), 2)
     path = str(tmp_path / "half.keras")
     half.save(path)
     loaded = keras.models.load_model(path)
-    assert loaded.optimizer.state_dtype == "bfloat16"
+    assert loaded.optimizer.state_dtype == state_dtype
     resumed = fitted(None, 2, model=loaded)
     for model in (again, resumed):
         for a, b in zip(straight.weights, model.weights):
@@ -222,10 +283,11 @@ def test_save_load_and_resume_are_exact(tmp_path):
                                           to_numpy(ops_cast(b, "float32")))
 
 
-def test_statistics_and_mixed_precision_with_bfloat16_state():
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        optimizer = ks.SignAdamPP(state_dtype="bfloat16",
+        optimizer = ks.SignAdamPP(state_dtype=state_dtype,
                                   track_statistics=True)
         model = fitted(optimizer, 1)
     finally:
@@ -233,14 +295,16 @@ def test_statistics_and_mixed_precision_with_bfloat16_state():
     inner = model.optimizer.inner_optimizer
     assert inner is optimizer
     assert {keras.backend.standardize_dtype(v.dtype)
-            for v in moments(inner)} == {"bfloat16"}
+            for v in moments(inner)} == {state_dtype}
     assert 0.0 <= inner.sparsity <= 1.0
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
 
 
-def test_backends_round_alike(start_python):
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_backends_round_alike(start_python, state_dtype):
     script = os.path.join(ROOT, "tests", "scripts", "low_precision_steps.py")
-    children = {backend: start_python([script], backend=backend)
+    children = {backend: start_python([script, state_dtype],
+                                      backend=backend)
                 for backend in ("tensorflow", "jax", "torch")}
     results = {}
     for backend, child in children.items():

@@ -40,11 +40,35 @@ VARIANTS = {
         lr, beta_2=0.99)),
     "SignAdamPP bfloat16 state": (1e-3, lambda lr: ks.SignAdamPP(
         lr, state_dtype="bfloat16")),
+    "SignAdamPP int8 state": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, state_dtype="int8")),
+    # Decoupled weight decay at AdamW's default rate.
+    "SignAdamPP weight decay": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, weight_decay=0.004)),
+    # The per-tensor relative threshold at half the recipe's.
+    "SignAdamPP relative 0.25": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, threshold=0.25, threshold_mode="relative")),
+    # No filtering for the first epochs (see CALLBACKS).
+    "SignAdamPP warm-up": (1e-3, lambda lr: ks.SignAdamPP(lr)),
 }
 OPTIMIZERS.update(VARIANTS)
+
+WARM_UP_EPOCHS = 2
+
+
+def _warm_up(epoch, threshold):
+    return 0.0 if epoch < WARM_UP_EPOCHS else 5e-4
+
+
+# name -> factory of the callbacks the optimizer is trained with.
+CALLBACKS = {
+    "SignAdamPP warm-up": lambda: [
+        ks.callbacks.ConfidenceScheduler(_warm_up)],
+}
 DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS]
 
-OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad", *VARIANTS)
+OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad",
+        *VARIANTS)
 
 
 def learning_rates(name, factors=FACTORS):

@@ -232,8 +232,8 @@ def _plot_study(records, args, path):
                 [r["accuracy"] for r in runs], axis=0), color=color,
                 linestyle=":", label=f"{label}, train")
             axes[2][column].plot(epochs, np.mean(
-                [r["val_accuracy"] for r in runs], axis=0), color=color,
-                label=f"{label}, validation")
+                [r["test_accuracy_per_epoch"] for r in runs], axis=0),
+                color=color, label=f"{label}, test")
         axes[0][column].set_title(task, fontsize=10)
         axes[0][column].set_yscale("log")
         axes[0][column].set_ylabel("threshold delta")

@@ -39,17 +39,20 @@ def _data(task, fraction):
     return _DATA[key]
 
 
-def _callbacks(study):
+def _callbacks(spec):
     import keras
 
     import keras_signadam as ks
+    from benchmarks.quality import optimizers
 
+    own = optimizers.CALLBACKS.get(spec["optimizer"], list)()
+    study = spec.get("study")
     if study == "adaptive":
-        return [ks.callbacks.AdaptiveConfidence()]
+        return own + [ks.callbacks.AdaptiveConfidence()]
     if study == "plateau":
-        return [keras.callbacks.ReduceLROnPlateau(
+        return own + [keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=2)]
-    return []
+    return own
 
 
 def _optimizer(spec, total_steps):
@@ -62,6 +65,24 @@ def _optimizer(spec, total_steps):
     return optimizer
 
 
+def _test_accuracy_recorder(x, y):
+    """A callback that evaluates the test split after every epoch (the
+    threshold study's figure plots it)."""
+    import keras
+
+    class TestAccuracy(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.values = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            _, accuracy = self.model.evaluate(x, y, batch_size=1024,
+                                              verbose=0)
+            self.values.append(float(accuracy))
+
+    return TestAccuracy()
+
+
 def run(spec):
     from keras_signadam.comparison.training import train_and_evaluate
     from benchmarks.quality.tasks import TASKS
@@ -69,10 +90,14 @@ def run(spec):
     task = TASKS[spec["task"]]
     train, val, test = _data(task, spec["fraction"])
     steps = -(-len(train[0]) // task.batch_size) * spec["epochs"]
+    callbacks = _callbacks(spec)
+    if spec.get("study"):
+        tested = _test_accuracy_recorder(*test)
+        callbacks.append(tested)
     outcome = train_and_evaluate(
         task.build_model, (train, test), _optimizer(spec, steps),
         spec["epochs"], task.batch_size, seed=spec["seed"],
-        callbacks=_callbacks(spec.get("study")), validation=val,
+        callbacks=callbacks, validation=val,
     )
     history = outcome.history
 
@@ -88,6 +113,7 @@ def run(spec):
         seconds_per_epoch=round(outcome.seconds_per_epoch, 4),
     )
     if spec.get("study"):
+        record["test_accuracy_per_epoch"] = rounded(tested.values)
         record["sparsity"] = rounded(outcome.sparsity)
         threshold = getattr(outcome.model.optimizer, "threshold", None)
         if "threshold" in history:

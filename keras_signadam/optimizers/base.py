@@ -7,7 +7,8 @@ What every optimizer here shares, written once:
   ``theta <- theta - lr * weight_decay * theta``, applied before the step.
 - 16-bit variables are stepped in float32 (`state.py`); with
   `state_dtype="bfloat16"` the moments are stored in bfloat16 with
-  stochastic rounding (`low_precision.py`).
+  stochastic rounding, and with `state_dtype="int8"` (moments bounded in
+  [-1, 1]) as stochastically rounded 8-bit codes (`low_precision.py`).
 - Sparse gradients (`tf.IndexedSlices`, from `Embedding` layers) are
   densified: rows that were not looked up get a zero gradient, exactly as
   the dense rule would see them.
@@ -54,6 +55,8 @@ class Optimizer(compat.KerasHooks):
     tracks_sparsity = False
     # Whether the optimizer keeps per-parameter state (`state_dtype`).
     keeps_state = True
+    # Whether every moment is bounded in [-1, 1] (`state_dtype="int8"`).
+    bounded_state = False
     # Whether the update is driven by a ternary signal of the gradient
     # (`local_signal`), so that replicas can vote on it (`aggregation`).
     votes_on_signs = False
@@ -75,6 +78,12 @@ class Optimizer(compat.KerasHooks):
                 f"{type(self).__name__} keeps no per-parameter state, so "
                 "`state_dtype` does not apply; leave it None. Received: "
                 f"state_dtype={state_dtype!r}")
+        if state_dtype == "int8" and not self.bounded_state:
+            raise ValueError(
+                f"{type(self).__name__}'s moments are not bounded in "
+                "[-1, 1], so they cannot be stored as 8-bit codes; "
+                "`state_dtype=\"int8\"` is for SignAdam and SignAdamPP. "
+                "Use 'bfloat16'. Received: state_dtype='int8'")
         # Keras accepts these unchecked; a string here would fail only
         # inside the train step, far from its cause.
         for name in ("clipnorm", "clipvalue", "global_clipnorm"):
@@ -89,6 +98,8 @@ class Optimizer(compat.KerasHooks):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.jit_compile = jit_compile
         self.state_dtype = state_dtype
+        # Paths of the state variables int8 state keeps as square roots.
+        self._square_rooted = set()
         self.aggregation = aggregation
         # True while the update being traced receives majority votes in
         # place of gradients (set by `aggregate_tf_gradients`).
@@ -159,8 +170,16 @@ class Optimizer(compat.KerasHooks):
             name=name,
         )
 
-    def add_state_variables(self, var_list, name, **kwargs):
-        return state.add_state_variables(self, var_list, name, **kwargs)
+    def add_state_variables(self, var_list, name, square_root=False,
+                            **kwargs):
+        """One state variable per model variable (`state.py`).
+        `square_root=True` marks a moment in [0, 1] that int8 state keeps
+        as the code of its square root."""
+        states = state.add_state_variables(self, var_list, name, **kwargs)
+        if square_root:
+            self._square_rooted.update(
+                v.path for v in states if v is not None)
+        return states
 
     def build(self, var_list):
         super().build(var_list)
@@ -202,13 +221,18 @@ class Optimizer(compat.KerasHooks):
         self.assign(variable, ops.cast(value, variable.dtype))
 
     def read_state(self, state_variable, dtype):
+        if self.state_dtype == "int8":
+            return low_precision.decode_int8(
+                state_variable, dtype,
+                state_variable.path in self._square_rooted)
         return ops.cast(state_variable, dtype)
 
     def write_states(self, variable, *moments):
         """Stores up to two moments ``(state_variable, value)`` of
         `variable`. In bfloat16 state each is rounded stochastically, with
-        one 16-bit half of this step's random bits for the variable."""
-        if self.state_dtype != "bfloat16":
+        one 16-bit half of this step's random bits for the variable; in
+        int8 state each is stored as its rounded code."""
+        if self.state_dtype not in low_precision.ROUNDED:
             for state_variable, value in moments:
                 self.write_variable(state_variable, value)
             return
@@ -217,8 +241,12 @@ class Optimizer(compat.KerasHooks):
         halves = (low_precision.low_half(bits),
                   low_precision.high_half(bits))
         for (state_variable, value), half in zip(moments, halves):
-            self.assign(state_variable,
-                        low_precision.round_to_bfloat16(value, half))
+            if self.state_dtype == "int8":
+                stored = low_precision.encode_int8(
+                    value, half, state_variable.path in self._square_rooted)
+            else:
+                stored = low_precision.round_to_bfloat16(value, half)
+            self.assign(state_variable, stored)
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal ``(s, zero indicator)`` of one gradient, as

@@ -17,12 +17,15 @@ BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA
             and the setter warns so. Defaults to `False`.
         state_dtype: The dtype the per-parameter moments are stored in:
             `None` (default: float32, or float64 for float64 variables),
-            `"float32"` or `"bfloat16"`. bfloat16 halves the state's
-            memory and bytes moved per step; each moment is still computed
-            in float32 and then rounded stochastically (unbiased, with
-            random bits hashed from the step and element index, so runs
-            repeat exactly and resume exactly). `SignSGD` keeps no state
-            and refuses it.
+            `"float32"`, `"bfloat16"` or `"int8"`. bfloat16 halves the
+            state's memory and bytes moved per step; each moment is still
+            computed in float32 and then rounded stochastically (unbiased,
+            with random bits hashed from the step and element index, so
+            runs repeat exactly and resume exactly). `"int8"` (SignAdam
+            and SignAdamPP, whose moments lie in [-1, 1]) stores 8-bit
+            codes in steps of 1/127, the second moment as its square
+            root, rounded the same way: a quarter of float32 state.
+            `SignSGD` keeps no state and refuses it.
         clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
         ema_overwrite_frequency, loss_scale_factor,
         gradient_accumulation_steps, name: As in

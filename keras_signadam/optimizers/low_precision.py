@@ -16,6 +16,18 @@ pattern and clearing the lower 16 bits rounds the magnitude up with exactly
 that probability (for either sign, since the sign bit is not touched for
 finite values).
 
+``state_dtype="int8"`` (SignAdam and SignAdamPP only) uses the bounded
+range of their moments: their input is ternary, so |m| <= 1 and
+0 <= v <= 1. The first moment is stored as ``q = SR(127 m)`` and read as
+``q / 127``. The second is stored bias-corrected, as
+``q = SR(127 sqrt(v_hat))`` with ``v_hat = v / (1 - beta_2**t)``, and read
+as ``(q / 127)**2``: v_hat is near 1 from the first step (v starts at
+1 - beta_2 and would round to a few codes), and the square root makes the
+spacing finest where v_hat is small and 1 / sqrt(v_hat) is steep. ``SR(y) = floor(y + u)`` with ``u`` uniform in
+[0, 1) (16 random bits) rounds up with probability ``y - floor(y)``, so
+the stored code is unbiased (for v, the stored square root is). One byte
+per moment: a quarter of float32 state.
+
 The random bits come from a counter-based hash of (step, variable, element)
 computed inside the update, so they cost no state and no random-number
 generator, are the same on every replica, and repeat exactly when a run is
@@ -29,7 +41,11 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam import compat
 
-STATE_DTYPES = (None, "float32", "bfloat16")
+STATE_DTYPES = (None, "float32", "bfloat16", "int8")
+# Random bits per state dtype: bfloat16 and int8 state are rounded
+# stochastically.
+ROUNDED = ("bfloat16", "int8")
+INT8_LEVELS = 127.0
 
 _GOLDEN = -1640531527  # 0x9E3779B9 as int32: spreads steps apart
 _STREAM = 0x3C6EF372   # separates the variables' streams
@@ -91,3 +107,23 @@ def round_to_bfloat16(x, bits16):
     rounded = ops.bitwise_and(pattern + bits16, _HIGH_16)
     # Exactly representable in bfloat16: the cast only drops zero bits.
     return ops.cast(compat.bitcast(rounded, "float32"), "bfloat16")
+
+
+def encode_int8(x, bits16, square_root=False):
+    """Stochastically rounds `x` in [-1, 1] (`square_root`: `sqrt(x)`,
+    x in [0, 1]) to an int8 code of 1/127 steps, with `bits16` uniform
+    int32 in [0, 2**16) of the same shape."""
+    x = ops.cast(x, "float32")
+    if square_root:
+        x = ops.sqrt(ops.maximum(x, 0.0))
+    u = ops.cast(bits16, "float32") * (1.0 / 65536.0)
+    code = ops.floor(x * INT8_LEVELS + u)
+    # Rounding can leave [-1, 1] by an ulp; the code must not wrap.
+    code = ops.clip(code, -INT8_LEVELS, INT8_LEVELS)
+    return ops.cast(code, "int8")
+
+
+def decode_int8(code, dtype, square_root=False):
+    """The value an int8 code stands for, in `dtype`."""
+    x = ops.cast(code, dtype) * (1.0 / INT8_LEVELS)
+    return ops.square(x) if square_root else x

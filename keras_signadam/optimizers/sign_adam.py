@@ -48,6 +48,8 @@ class SignAdam(base.Optimizer):
     momentum_variable = "beta_1"
     tracks_sparsity = True
     votes_on_signs = True
+    # The input is ternary: |m| <= 1 and 0 <= v <= 1.
+    bounded_state = True
 
     def __init__(
         self,
@@ -78,7 +80,8 @@ class SignAdam(base.Optimizer):
             return
         super().build(var_list)
         self._momentums = self.add_state_variables(var_list, "momentum")
-        self._velocities = self.add_state_variables(var_list, "velocity")
+        self._velocities = self.add_state_variables(var_list, "velocity",
+                                                    square_root=True)
         self._history = bias_correction.MomentHistory(self)
 
     def update_step(self, gradient, variable, learning_rate):
@@ -92,21 +95,29 @@ class SignAdam(base.Optimizer):
         v = self._velocities[index]
         beta_1 = ops.cast(self.beta_1, dtype)
 
+        log_beta_2 = bias_correction.python_log(self.beta_2)
+        t = self._history.step(dtype)
+        v_correction = bias_correction.one_minus_power(log_beta_2, t)
+        v_old = self.read_state(v, dtype)
+        if self.state_dtype == "int8":
+            # int8 state keeps v_hat = v / (1 - beta_2**t), near 1 from the
+            # first step, where its codes are finest (v itself starts at
+            # 1 - beta_2 and would round to a few codes).
+            v_old = v_old * bias_correction.one_minus_power(
+                log_beta_2, t - 1.0)
         m_new = beta_1 * self.read_state(m, dtype) + (1.0 - beta_1) * s
-        v_new = (self.beta_2 * self.read_state(v, dtype)
-                 + (1.0 - self.beta_2) * ops.square(s))
+        v_new = self.beta_2 * v_old + (1.0 - self.beta_2) * ops.square(s)
         ratio = bias_correction.corrected_ratio(
             m_new,
             v_new,
             self._history.beta_1_correction(beta_1),
-            bias_correction.one_minus_power(
-                bias_correction.python_log(self.beta_2),
-                self._history.step(dtype),
-            ),
+            v_correction,
             self.epsilon,
         )
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ratio)
+        if self.state_dtype == "int8":
+            v_new = v_new / v_correction
         self.write_states(variable, (m, m_new), (v, v_new))
         self.record_statistics(variable, raw, zeros)
 
