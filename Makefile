@@ -61,7 +61,7 @@ benchmarks-gpu:
 	KERAS_BACKEND=jax $(GPU_PYTHON) -m benchmarks.update_step --rounds 15 \
 	    --output benchmarks/results/gpu/update_step_scale1.md
 	KERAS_BACKEND=jax $(GPU_PYTHON) -m benchmarks.quality --output-dir \
-	    benchmarks/results/gpu/quality_quick --quick --workers 12
+	    benchmarks/results/gpu/quality_quick --quick --workers 14
 
 # Executes tutorials/00_digits_quick_tour.ipynb and stores its outputs.
 tutorial-outputs: $(TEST_STAMP)
