@@ -51,10 +51,11 @@ class AdaptiveConfidence(keras.callbacks.Callback):
     `History`, `CSVLogger` and `TensorBoard` show them (place this callback
     before those). The full series of the controller's observations is kept
     in `self.history` (`epoch`, `step`, `threshold`, and the `target` and
-    `sparsity` observed before that update). The `sparsity` written into `logs` is the
-    last step's. With a target, the callback turns on the optimizer's
-    `track_statistics` (and leaves it on, so `optimizer.sparsity` stays
-    readable after training); the plateau rule alone needs no counts.
+    `sparsity` observed before that update). The `sparsity` written into
+    `logs` is the last step's. With a target, the callback turns on the
+    optimizer's `track_statistics` (and leaves it on, so
+    `optimizer.sparsity` stays readable after training); the plateau rule
+    alone needs no counts.
 
     Args:
         target_sparsity: `"ramp"`, float in [0, 1), callable

@@ -23,10 +23,11 @@ range of their moments: their input is ternary, so |m| <= 1 and
 ``q = SR(127 sqrt(v_hat))`` with ``v_hat = v / (1 - beta_2**t)``, and read
 as ``(q / 127)**2``: v_hat is near 1 from the first step (v starts at
 1 - beta_2 and would round to a few codes), and the square root makes the
-spacing finest where v_hat is small and 1 / sqrt(v_hat) is steep. ``SR(y) = floor(y + u)`` with ``u`` uniform in
-[0, 1) (16 random bits) rounds up with probability ``y - floor(y)``, so
-the stored code is unbiased (for v, the stored square root is). One byte
-per moment: a quarter of float32 state.
+spacing finest where v_hat is small and 1 / sqrt(v_hat) is steep.
+``SR(y) = floor(y + u)`` with ``u`` uniform in [0, 1) (16 random bits)
+rounds up with probability ``y - floor(y)``, so the stored code is
+unbiased (for v, the stored square root is). One byte per moment: a
+quarter of float32 state.
 
 The random bits come from a counter-based hash of (step, variable, element)
 computed inside the update, so they cost no state and no random-number
@@ -42,8 +43,7 @@ from keras_signadam import checks
 from keras_signadam import compat
 
 STATE_DTYPES = (None, "float32", "bfloat16", "int8")
-# Random bits per state dtype: bfloat16 and int8 state are rounded
-# stochastically.
+# The state dtypes rounded stochastically, with random bits.
 ROUNDED = ("bfloat16", "int8")
 INT8_LEVELS = 127.0
 
