@@ -46,6 +46,8 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/generalization.md
 	$(VENV)/bin/python -m benchmarks.communication \
 	    --output benchmarks/results/communication.md
+	$(VENV)/bin/python -m benchmarks.threshold_scale \
+	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \

@@ -18,6 +18,7 @@ RESULTS = {
         "benchmarks.learning_rate_sweep",
     "benchmarks/results/generalization.md": "benchmarks.generalization",
     "benchmarks/results/communication.md": "benchmarks.communication",
+    "benchmarks/results/threshold_scale.md": "benchmarks.threshold_scale",
     "benchmarks/results/quality.md": "benchmarks.quality",
     "benchmarks/results/state_dtype/quality.md": "benchmarks.quality",
     "benchmarks/results/gpu/update_step.md": "benchmarks.update_step",
