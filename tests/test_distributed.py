@@ -63,7 +63,7 @@ def run_script(name, *args, backend=None, timeout=900):
 
 
 OPTIMIZERS = {"SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad",
-              "SignAdamPP bfloat16 state"}
+              "SignAdamPP bfloat16 state", "SignAdamPP int8 state"}
 
 
 def test_mirrored_strategy_fit_matches_single_device():

@@ -19,6 +19,8 @@ FACTORIES = {
     "NovoGrad": lambda: ks.NovoGrad(1e-2),
     "SignAdamPP bfloat16 state": lambda: ks.SignAdamPP(
         1e-3, state_dtype="bfloat16"),
+    "SignAdamPP int8 state": lambda: ks.SignAdamPP(
+        1e-3, state_dtype="int8"),
 }
 EPOCHS, BATCH = 3, 64
 
