@@ -50,6 +50,10 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/variants --optimizers "SignAdamPP beta_2=0.99,\
+	    SignAdamPP relative soft,SignAdamPP weight decay,\
+	    SignAdamPP relative 0.25,SignAdamPP warm-up"
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \
 	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state,SignAdamPP int8 state"
 

@@ -21,6 +21,7 @@ RESULTS = {
     "benchmarks/results/threshold_scale.md": "benchmarks.threshold_scale",
     "benchmarks/results/quality.md": "benchmarks.quality",
     "benchmarks/results/state_dtype/quality.md": "benchmarks.quality",
+    "benchmarks/results/variants/quality.md": "benchmarks.quality",
     "benchmarks/results/gpu/update_step.md": "benchmarks.update_step",
     "benchmarks/results/gpu/update_step_scale1.md": "benchmarks.update_step",
     "benchmarks/results/gpu/quality_quick/quality.md": "benchmarks.quality",
@@ -63,4 +64,7 @@ def test_committed_tables_have_the_columns_printed_today(path):
     module = importlib.import_module(RESULTS[path])
     headers = table_headers(path)
     assert headers, f"{path} has no table"
-    assert headers == set(module.TABLE_HEADERS)
+    # A run can leave a table out (the quality benchmark's threshold
+    # study, when the optimizers it studies were not run), never change
+    # one.
+    assert headers <= set(module.TABLE_HEADERS)
