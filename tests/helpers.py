@@ -2,6 +2,7 @@
 `reference`, and the package)."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -93,7 +94,14 @@ def start_python(args, backend=None, env=None, cwd=None):
         [sys.executable, *args], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=cwd,
         env=python_env(backend, **(env or {})),
+        # A child inherits an ignored SIGINT, and Python then installs no
+        # KeyboardInterrupt handler: the interrupt tests need the default.
+        preexec_fn=_default_interrupt,
     )
+
+
+def _default_interrupt():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_python(args, backend=None, env=None, cwd=None, timeout=600,

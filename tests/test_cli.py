@@ -242,7 +242,7 @@ def test_interrupt_keeps_what_finished(tmp_path, start_python):
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr[-3000:]
+    assert process.returncode == 130, stdout[-2000:] + stderr[-3000:]
     assert "Traceback" not in stderr
     assert "Interrupted: kept the results of the 1 optimizer(s)" in stdout
     data = json.loads((out / "results.json").read_text())
