@@ -14,6 +14,8 @@ from tests.helpers import ROOT
 TASKS = ("digits_mlp", "tabular_mlp")
 NAMES = ("SignAdamPP", "Adam")
 SEEDS = 2
+# Two rates, not --quick's three, so the run also checks --factors.
+FACTORS = (0.3, 3.0)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +26,7 @@ def output(tmp_path_factory):
     run_python(["-m", "benchmarks.quality", "--quick", "--tasks",
                 ",".join(TASKS), "--optimizers", ",".join(NAMES),
                 "--seeds", str(SEEDS), "--epochs", "0.1",
+                "--factors", ",".join(map(str, FACTORS)),
                 "--output-dir", str(folder)], cwd=ROOT)
     with open(folder / "quality_runs.jsonl", encoding="utf-8") as f:
         runs = [json.loads(line) for line in f]
@@ -34,8 +37,7 @@ def test_every_configuration_ran(output):
     _, runs, _ = output
     sweep = [r for r in runs if "study" not in r]
     expected = {(t, n, lr, "constant", s) for t in TASKS for n in NAMES
-                for lr in optimizers.learning_rates(
-                    n, optimizers.QUICK_FACTORS)
+                for lr in optimizers.learning_rates(n, FACTORS)
                 for s in range(SEEDS)}
     assert {(r["task"], r["optimizer"], r["learning_rate"], r["schedule"],
              r["seed"]) for r in sweep} == expected
@@ -51,6 +53,7 @@ def test_every_configuration_ran(output):
 def test_report_shows_the_choice_made_on_validation(output):
     folder, runs, report = output
     assert "Machine:" in report
+    assert "learning rates 0.3x, 3x of each optimizer's default" in report
     assert (folder / "quality_sweep.png").read_bytes()[:4] == b"\x89PNG"
     assert (folder / "quality_threshold.png").read_bytes()[:4] == b"\x89PNG"
     sections = {part.split("\n", 1)[0]: part
@@ -79,3 +82,11 @@ def test_unknown_names_are_refused_by_argument(run_python):
                         cwd=ROOT, check=False)
     assert result.returncode != 0
     assert "--tasks" in result.stderr and "digits_mlp" in result.stderr
+
+
+@pytest.mark.parametrize("factors", ["1,x", "1,0", ""])
+def test_bad_factors_are_refused_by_argument(run_python, factors):
+    result = run_python(["-m", "benchmarks.quality", "--factors", factors],
+                        cwd=ROOT, check=False)
+    assert result.returncode == 2
+    assert "--factors" in result.stderr

@@ -2,7 +2,7 @@
 
     python -m benchmarks.quality [--quick] [--output-dir DIR]
         [--tasks a,b] [--optimizers A,B] [--seeds N] [--epochs N]
-        [--workers N]
+        [--workers N] [--factors 0.3,1,3,10,30]
 
 For every task (see `benchmarks/quality/tasks.py`) and optimizer, the same
 learning-rate grid relative to the optimizer's default (0.3x .. 30x), with
@@ -69,6 +69,9 @@ def parse(argv):
                         help="multiplies every task's epochs")
     parser.add_argument("--workers", type=int,
                         default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--factors", default=None,
+                        help="learning rates as multiples of each "
+                             "optimizer's default, comma-separated")
     args = parser.parse_args(argv)
     args.tasks = _names(args.tasks, list(TASKS), "tasks")
     args.optimizers = _names(args.optimizers, list(optimizers.OPTIMIZERS),
@@ -84,8 +87,17 @@ def parse(argv):
         parser.error("--epochs must be > 0")
     args.fraction = 0.5 if args.quick else 1.0
     args.schedules = SCHEDULES[:1] if args.quick else SCHEDULES
-    args.factors = (optimizers.QUICK_FACTORS if args.quick
-                    else optimizers.FACTORS)
+    if args.factors is None:
+        args.factors = (optimizers.QUICK_FACTORS if args.quick
+                        else optimizers.FACTORS)
+    else:
+        try:
+            args.factors = tuple(float(f) for f in args.factors.split(","))
+        except ValueError:
+            parser.error(f"--factors must be comma-separated numbers, got "
+                         f"{args.factors!r}")
+        if not all(f > 0 for f in args.factors):
+            parser.error("--factors must all be > 0")
     return args
 
 
