@@ -48,6 +48,8 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/communication.md
 	$(VENV)/bin/python -m benchmarks.threshold_scale \
 	    --output benchmarks/results/threshold_scale.md
+	$(VENV)/bin/python -m benchmarks.sparse_signal \
+	    --output benchmarks/results/sparse_signal.md
 	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/variants --optimizers "SignAdamPP beta_2=0.99,\
@@ -56,6 +58,8 @@ benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/state_dtype \
 	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state,SignAdamPP int8 state"
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/wide_grid --factors 0.3,1,3,10,30,100
 
 # On a GPU machine with JAX and Keras (TensorFlow is not needed): the
 # update step at 8x the parameters and at the size above, and the quality
