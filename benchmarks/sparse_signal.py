@@ -59,6 +59,7 @@ class _StepSizes(keras.callbacks.Callback):
         o = self.optimizer
         t = float(keras.ops.convert_to_numpy(o.iterations))
         beta_1 = float(keras.ops.convert_to_numpy(o.beta_1))
+        components = 0
         for m, v in zip(o._momentums, o._velocities):
             m = keras.ops.convert_to_numpy(m).astype("float64")
             v = keras.ops.convert_to_numpy(v).astype("float64")
@@ -70,9 +71,9 @@ class _StepSizes(keras.callbacks.Callback):
             self.above_2 += int((step > 2.0).sum())
             self.largest = max(self.largest, float(step.max()))
             self.step_sum += float(step.sum())
-            self.total += step.size
-        self.zero += int(keras.ops.convert_to_numpy(o.sparsity)
-                         * sum(int(np.prod(m.shape)) for m in o._momentums))
+            components += step.size
+        self.total += components
+        self.zero += int(keras.ops.convert_to_numpy(o.sparsity) * components)
 
     def row(self):
         moved = max(self.moved, 1)
@@ -80,8 +81,7 @@ class _StepSizes(keras.callbacks.Callback):
                 self.above_2 / moved, self.largest, self.step_sum / moved)
 
 
-def measure(task, name, epochs, seed=0):
-    train, _, _ = task.load(1.0)
+def measure(task, train, name, epochs, seed=0):
     keras.utils.set_random_seed(seed)
     model = task.build_model(train[0].shape[1:], int(train[1].max()) + 1)
     optimizer = optimizers.make(name, optimizers.OPTIMIZERS[name][0],
@@ -116,9 +116,10 @@ def main(argv=None):
     emit("|---|---|---|---|---|---|---|")
     for task in TASKS.values():
         epochs = max(1, int(round(task.epochs * args.epochs)))
+        train, _, _ = task.load(1.0)
         for name in NAMES:
-            zero, above_1, above_2, largest, mean = measure(task, name,
-                                                            epochs)
+            zero, above_1, above_2, largest, mean = measure(
+                task, train, name, epochs)
             emit(f"| {task.name} | {name} | {zero:.3f} | {above_1:.4f} | "
                  f"{above_2:.4f} | {largest:.2f} | {mean:.3f} |")
     emit()
