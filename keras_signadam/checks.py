@@ -53,11 +53,20 @@ def check_non_negative(name, value):
     return value
 
 
+def _rounding_note(value):
+    """Hyperparameters are used (and stored) in float32: a value valid
+    only before that rounding is refused, and the message says why."""
+    stored = float(np.float32(value))
+    return "" if stored == value else (
+        f", which is {stored!r} in float32, where it is used")
+
+
 def check_positive(name, value):
     value = check_finite_number(name, value)
-    if value <= 0:
+    if not float(np.float32(value)) > 0:
         raise ValueError(
             f"Argument `{name}` must be > 0. Received: {name}={value!r}"
+            + _rounding_note(value)
         )
     return value
 
@@ -65,10 +74,10 @@ def check_positive(name, value):
 def check_beta(name, value):
     """A decay rate must lie in [0, 1): at 1 the average never moves."""
     value = check_finite_number(name, value)
-    if not 0.0 <= value < 1.0:
+    if not 0.0 <= float(np.float32(value)) < 1.0:
         raise ValueError(
             f"Argument `{name}` must be in the range [0, 1). "
-            f"Received: {name}={value!r}"
+            f"Received: {name}={value!r}" + _rounding_note(value)
         )
     return value
 

@@ -37,6 +37,12 @@ def track_variable(optimizer, variable):
     optimizer._track_variable(variable)
 
 
+def learning_rate_variable(optimizer):
+    """Keras's learning-rate variable, or None for a schedule."""
+    value = getattr(optimizer, "_learning_rate", None)
+    return value if isinstance(value, keras.Variable) else None
+
+
 def distribution_strategy(optimizer):
     """The `tf.distribute` strategy the optimizer was made under, if any."""
     return getattr(optimizer, "_distribution_strategy", None)

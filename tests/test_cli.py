@@ -232,7 +232,7 @@ def test_bad_input_exits_2_with_one_line(case, tmp_path, capsys):
 def test_interrupt_keeps_what_finished(tmp_path, start_python):
     out = tmp_path / "out"
     process = start_python(
-        ["-m", "keras_signadam", "compare", "--epochs", "40", "--optimizers",
+        ["-m", "keras_signadam", "compare", "--epochs", "20", "--optimizers",
          "SignSGD,Adam,Lion", "--learning-rates", "SignSGD=1e-3",
          "--output", str(out)], cwd=tmp_path)
     deadline = time.monotonic() + 300
@@ -247,7 +247,7 @@ def test_interrupt_keeps_what_finished(tmp_path, start_python):
     assert "Interrupted: kept the results of the 1 optimizer(s)" in stdout
     data = json.loads((out / "results.json").read_text())
     assert list(data["results"]) == ["SignSGD"]
-    assert len(data["results"]["SignSGD"]["history"]["loss"]) == 40
+    assert len(data["results"]["SignSGD"]["history"]["loss"]) == 20
     assert (out / "curves.png").exists()
     assert not [p for p in os.listdir(out) if p.startswith(".results-")]
 
@@ -274,3 +274,27 @@ def test_console_script_help(run_python):
     assert "--dataset" in result.stdout and "--learning-rates" in (
         result.stdout)
     assert result.stderr == ""
+
+
+def test_without_matplotlib_every_optimizer_trains_and_files_follow_umask(
+        tmp_path, capsys, monkeypatch):
+    """A base install has no matplotlib: the run still trains every
+    optimizer, writes results.json with the mode new files get, and says
+    once that the plot was skipped."""
+    for name in [m for m in sys.modules if m.startswith("matplotlib")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    out = tmp_path / "out"
+    old = os.umask(0o027)
+    try:
+        status = cli.main(["compare", "--epochs", "1", "--optimizers",
+                           "SignSGD,Adam", "--output", str(out)])
+    finally:
+        os.umask(old)
+    assert status == 0
+    stdout = capsys.readouterr().out
+    rows = table_rows(stdout, ("SignSGD", "Adam"))
+    assert set(rows) == {"SignSGD", "Adam"}
+    assert stdout.count("matplotlib is not installed") == 1
+    assert not (out / "curves.png").exists()
+    assert os.stat(out / "results.json").st_mode & 0o777 == 0o640

@@ -37,18 +37,11 @@ def moments(optimizer):
             and not v.path.endswith("layer_velocity")]
 
 
-def decoded(state, optimizer):
-    """The float64 values stored state stands for: int8 codes are q / 127
-    (the first moment) and (q / 127)**2 (the velocity, kept as the square
-    root of v / (1 - beta_2**t) after step t)."""
-    values = to_numpy(ops_cast(state, "float32")).astype(np.float64)
-    if keras.backend.standardize_dtype(state.dtype) != "int8":
-        return values
-    values = values / 127.0
-    if not state.path.endswith("_velocity"):
-        return values
-    t = int(to_numpy(optimizer.iterations))
-    return values ** 2 * (1.0 - optimizer.beta_2 ** t)
+def decoded(optimizer, moment):
+    """The float64 values the stored moment stands for, as the optimizer's
+    codec reads them (the first model variable's)."""
+    name = {"m": "momentum", "v": "velocity"}[moment]
+    return optimizer.moment_values(name)[0].astype(np.float64)
 
 
 @pytest.mark.parametrize("name", sorted(WITH_STATE))
@@ -173,42 +166,53 @@ def test_random_bits_differ_by_step_variable_and_element():
 def test_mean_of_rounded_state_matches_float32_reference(name, state_dtype):
     # 16384 copies of one parameter see the same gradients; each rounds
     # with its own bits, so their mean estimates the expected state, which
-    # for these linear recursions is the float32 reference's.
+    # for these linear recursions is the float32 reference's. The
+    # gradients decay until SignAdamPP's threshold zeroes them (sparse
+    # signs), so v_hat falls to about 0.05, where int8 codes are coarsest
+    # relative to it.
     cls, make_reference, names = WITH_STATE[name]
-    n, steps = 16384, 40
+    n, steps, beta_2 = 16384, 60, 0.95
     rng = np.random.default_rng(0)
-    grads = [np.full((n,), g, np.float32)
-             for g in rng.normal(0, 2e-3, steps).astype(np.float32)]
+    magnitudes = 2e-3 * 0.85 ** np.arange(steps)
+    grads = [np.full((n,), g, np.float32) for g in
+             (rng.choice([-1.0, 1.0], steps) * magnitudes).astype(np.float32)]
+    grads[3] = np.zeros((n,), np.float32)
     theta0 = np.full((n,), 0.5, np.float32)
     variable = keras.Variable(theta0)
-    optimizer = cls(learning_rate=1e-3, state_dtype=state_dtype)
+    extra = {"beta_2": beta_2} if name in BOUNDED else {}
+    optimizer = cls(learning_rate=1e-3, state_dtype=state_dtype, **extra)
     for g in grads:
         optimizer.apply([g], [variable])
     ref = make_reference()
+    if name in BOUNDED:
+        ref.b2 = beta_2
     theta = theta0
     for t, g in enumerate(grads, start=1):
         theta = ref.step(theta, g, t)
-    for state, moment in zip(moments(optimizer), names):
-        stored = decoded(state, optimizer)
+    for moment in names:
+        stored = decoded(optimizer, moment)
         expected = float(getattr(ref, moment)[0])
         # Each step's rounding errs by under one spacing (bfloat16: at
-        # most 2**-7 of the value; int8: 1/127), with mean 0: over the
-        # steps a copy random-walks by about sqrt(steps) / 2 spacings, and
-        # the mean of n independent copies by that over sqrt(n). Bounds at
-        # 5 sigma. int8 keeps v as sqrt(v), unbiased there: compare there.
+        # most 2**-7 of the value; int8: 1/127 of the range), with mean 0:
+        # over the steps a copy random-walks by about sqrt(steps) / 2
+        # spacings, and the mean of n independent copies by that over
+        # sqrt(n). Bounds at 5 sigma. int8 keeps sqrt(v_hat), unbiased
+        # there: compare there.
         spacing = 2.0 ** -7 * abs(expected)
         if state_dtype == "int8":
             spacing = 1.0 / 127.0
             if moment == "v":
-                correction = 1.0 - optimizer.beta_2 ** steps
+                correction = 1.0 - beta_2 ** steps
                 stored = np.sqrt(stored / correction)
                 expected = np.sqrt(expected / correction)
+                if name == "SignAdamPP":
+                    assert expected < 0.3  # a small v_hat
         walk = np.sqrt(steps) * spacing / 2
         assert abs(stored.mean() - expected) < 5 * walk / np.sqrt(n) + 1e-9, (
             moment, stored.mean(), expected)
         assert np.all(np.abs(stored - expected) < 5 * walk + 1e-9)
     moved = theta0[0] - theta[0]
-    assert abs(to_numpy(variable).mean() - theta[0]) < 0.01 * abs(moved)
+    assert abs(to_numpy(variable).mean() - theta[0]) < 0.02 * abs(moved)
 
 
 def round_to_nearest_bfloat16(x):
@@ -242,8 +246,7 @@ def test_nothing_stalls_over_ten_thousand_steps(state_dtype):
 
     for _ in range(steps):
         step()
-    _, velocity = moments(optimizer)
-    stored = decoded(velocity, optimizer)
+    stored = decoded(optimizer, "v")
     assert abs(stored.mean() - expected_v) < 2e-3, stored.mean()
     assert stored.min() > 0.98
     # Each step moves every weight by lr * m_hat / sqrt(v_hat), about lr

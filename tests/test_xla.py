@@ -46,7 +46,7 @@ def test_xla_and_plain_paths_count_the_same(name):
         counts.append((optimizer.sparsity, optimizer.nonfinite_count))
     assert counts[0] == counts[1]
     assert counts[0][1] == 3
-    if cls.tracks_sparsity:
+    if cls.capabilities.sparsity:
         assert 0.0 < counts[0][0] < 1.0
 
 

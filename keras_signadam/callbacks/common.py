@@ -4,9 +4,8 @@ confidence figures into `logs`."""
 
 import warnings
 
-from keras import ops
-
 from keras_signadam import checks
+from keras_signadam.optimizers import hyperparameters
 
 
 def unwrap(optimizer):
@@ -15,16 +14,17 @@ def unwrap(optimizer):
 
 
 def declared_variable(optimizer, capability):
-    """The variable an optimizer declares for `capability`
-    (`"confidence_threshold_variable"` or `"momentum_variable"`), or
-    None."""
-    name = getattr(type(optimizer), capability, None)
+    """The variable an optimizer declares in its `capabilities` for
+    `capability` (`"threshold_variable"` or `"momentum_variable"`), or
+    None (also for optimizers from elsewhere)."""
+    capabilities = getattr(type(optimizer), "capabilities", None)
+    name = getattr(capabilities, capability, None)
     return getattr(optimizer, name) if isinstance(name, str) else None
 
 
 def threshold_optimizer(model, callback_name):
     optimizer = unwrap(model.optimizer)
-    if declared_variable(optimizer, "confidence_threshold_variable") is None:
+    if declared_variable(optimizer, "threshold_variable") is None:
         raise ValueError(
             f"`{callback_name}` needs an optimizer with a confidence "
             "threshold (`SignAdamPP` or `SignSGD` from keras_signadam). "
@@ -48,13 +48,13 @@ def enable_statistics(model, optimizer):
 
 
 def get_threshold(optimizer):
-    variable = declared_variable(optimizer, "confidence_threshold_variable")
-    return float(ops.convert_to_numpy(variable))
+    variable = declared_variable(optimizer, "threshold_variable")
+    return hyperparameters.read(variable)
 
 
 def set_threshold(optimizer, value, name="threshold"):
     value = checks.check_non_negative(name, value)
-    declared_variable(optimizer, "confidence_threshold_variable").assign(value)
+    declared_variable(optimizer, "threshold_variable").assign(value)
     return value
 
 

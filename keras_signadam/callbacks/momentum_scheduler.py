@@ -2,6 +2,7 @@ import keras
 
 from keras_signadam import checks
 from keras_signadam.callbacks import common
+from keras_signadam.optimizers import hyperparameters
 
 
 class MomentumScheduler(keras.callbacks.Callback):
@@ -62,7 +63,7 @@ class MomentumScheduler(keras.callbacks.Callback):
         optimizer, variable = self._optimizer()
         if variable is None:
             return float(optimizer.momentum)
-        return float(keras.ops.convert_to_numpy(variable))
+        return hyperparameters.read(variable)
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer, variable = self._optimizer()

@@ -113,6 +113,11 @@ def write_json(results, path, **metadata):
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".results-",
                                          suffix=".json")
     try:
+        # mkstemp makes the file 0600; a results file gets the mode any
+        # new file would (the umask's).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(handle, 0o666 & ~umask)
         with os.fdopen(handle, "w", encoding="utf-8") as f:
             f.write(text + "\n")
         os.replace(temporary, path)

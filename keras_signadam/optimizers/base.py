@@ -5,10 +5,13 @@ What every optimizer here shares, written once:
 - Decoupled weight decay is fused into the update (one pass over the
   parameters instead of two); the arithmetic is the base class's
   ``theta <- theta - lr * weight_decay * theta``, applied before the step.
-- 16-bit variables are stepped in float32 (`state.py`); with
-  `state_dtype="bfloat16"` the moments are stored in bfloat16 with
-  stochastic rounding, and with `state_dtype="int8"` (moments bounded in
-  [-1, 1]) as stochastically rounded 8-bit codes (`low_precision.py`).
+- What an optimizer supports is declared once, in its `capabilities`
+  (`Capabilities` below): its per-parameter states, the aggregations it
+  allows, and the variables callbacks may change. Validation reads it.
+- 16-bit variables are stepped in float32 (`state.py`). Each state is
+  read and written through the codec `state_dtype` chose for it in `build`
+  (`storage.py`: exact, stochastically rounded bfloat16, or 8-bit codes for
+  bounded moments), so no update rule knows how its state is stored.
 - Sparse gradients (`tf.IndexedSlices`, from `Embedding` layers) are
   densified: rows that were not looked up get a zero gradient, exactly as
   the dense rule would see them.
@@ -21,12 +24,14 @@ What every optimizer here shares, written once:
   an XLA-compiled or JAX-traced step) that step does not move the weights.
 - On the TensorFlow backend the update compiles itself with XLA
   (`backend/tensorflow/optimizer.py`).
-- The sign family can aggregate gradients across `tf.distribute` replicas
-  by a majority vote of packed ternary signals (1.6 to 4.6 bits per
-  component) instead of a float32 sum
-  (`aggregation="majority_vote"`, `backend/tensorflow/majority_vote.py`).
+- Gradients are combined across `tf.distribute` replicas by the
+  optimizer's aggregation strategy (`aggregation.py`): the exact float32
+  sum, or for the sign family a majority vote of packed ternary signals
+  (`aggregation="majority_vote"`; its bits per component by replica
+  count are `backend.packing.bits_per_component`).
 """
 
+import dataclasses
 import warnings
 
 import keras
@@ -35,75 +40,106 @@ from keras import ops
 
 from keras_signadam import checks
 from keras_signadam import compat
+from keras_signadam.optimizers import aggregation as aggregation_module
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import low_precision
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
+from keras_signadam.optimizers import storage
 
-AGGREGATIONS = ("sum", "majority_vote")
+
+@dataclasses.dataclass(frozen=True)
+class Capabilities:
+    """What an optimizer supports, declared once per class.
+
+    moments: its per-parameter states (`storage.Moment`), in the order
+        `build` adds them; `state_dtype` applies when there is one, and
+        "int8" when all are bounded.
+    aggregations: the `aggregation` values it accepts
+        (`aggregation.STRATEGIES`).
+    sparsity: whether some gradient components can get zero confidence
+        (`optimizer.sparsity`).
+    threshold_variable, momentum_variable: the attributes holding the
+        hyperparameter variables that callbacks change (the confidence
+        threshold; beta_1 or the momentum), or None.
+    """
+
+    moments: tuple = ()
+    aggregations: tuple = ("sum",)
+    sparsity: bool = False
+    threshold_variable: str = None
+    momentum_variable: str = None
 
 
 class Optimizer(compat.KerasHooks):
-    """Shared machinery; subclasses implement `build` and `update_step`."""
+    """Shared machinery; subclasses declare `capabilities` and implement
+    `build` and `update_step`."""
 
-    # Capabilities that callbacks look for (instead of attribute names):
-    # the names of the confidence-threshold and momentum hyperparameter
-    # variables, or None.
-    confidence_threshold_variable = None
-    momentum_variable = None
-    # Whether some gradient components can get zero confidence.
-    tracks_sparsity = False
-    # Whether the optimizer keeps per-parameter state (`state_dtype`).
-    keeps_state = True
-    # Whether every moment is bounded in [-1, 1] (`state_dtype="int8"`).
-    bounded_state = False
-    # Whether the update is driven by a ternary signal of the gradient
-    # (`local_signal`), so that replicas can vote on it (`aggregation`).
-    votes_on_signs = False
+    capabilities = Capabilities()
 
-    def __init__(self, learning_rate, jit_compile=True,
-                 track_statistics=False, state_dtype=None,
-                 aggregation="sum", **kwargs):
+    def __init__(
+        self,
+        learning_rate,
+        aggregation="sum",
+        state_dtype=None,
+        track_statistics=False,
+        jit_compile=True,
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
+        **kwargs,
+    ):
         checks.check_learning_rate(learning_rate)
-        low_precision.check_state_dtype(state_dtype)
-        checks.check_choice("aggregation", aggregation, AGGREGATIONS)
-        if aggregation != "sum" and not self.votes_on_signs:
+        capabilities = self.capabilities
+        storage.check_state_dtype(state_dtype, capabilities.moments,
+                                  type(self).__name__)
+        checks.check_choice("aggregation", aggregation,
+                            tuple(aggregation_module.STRATEGIES))
+        if aggregation not in capabilities.aggregations:
             raise ValueError(
                 f"{type(self).__name__} does not update with the sign of "
                 "the gradient, so its gradients cannot be aggregated by a "
                 "vote; leave `aggregation` at 'sum'. Received: "
                 f"aggregation={aggregation!r}")
-        if state_dtype is not None and not self.keeps_state:
-            raise ValueError(
-                f"{type(self).__name__} keeps no per-parameter state, so "
-                "`state_dtype` does not apply; leave it None. Received: "
-                f"state_dtype={state_dtype!r}")
-        if state_dtype == "int8" and not self.bounded_state:
-            raise ValueError(
-                f"{type(self).__name__}'s moments are not bounded in "
-                "[-1, 1], so they cannot be stored as 8-bit codes; "
-                "`state_dtype=\"int8\"` is for SignAdam and SignAdamPP. "
-                "Use 'bfloat16'. Received: state_dtype='int8'")
         # Keras accepts these unchecked; a string here would fail only
-        # inside the train step, far from its cause.
-        for name in ("clipnorm", "clipvalue", "global_clipnorm"):
-            if kwargs.get(name) is not None:
-                checks.check_positive(name, kwargs[name])
-        if kwargs.get("use_ema"):
-            checks.check_bool("use_ema", kwargs["use_ema"])
-        checks.check_optional_non_negative(
-            "weight_decay", kwargs.get("weight_decay")
-        )
+        # inside the train step, far from its cause, and a NaN loss scale
+        # would make every gradient non-finite (a silent no-op).
+        for argument, value in (("clipnorm", clipnorm),
+                                ("clipvalue", clipvalue),
+                                ("global_clipnorm", global_clipnorm),
+                                ("loss_scale_factor", loss_scale_factor)):
+            if value is not None:
+                checks.check_positive(argument, value)
+        checks.check_bool("use_ema", use_ema)
+        checks.check_optional_non_negative("weight_decay", weight_decay)
         checks.check_bool("jit_compile", jit_compile)
-        super().__init__(learning_rate=learning_rate, **kwargs)
+        super().__init__(
+            learning_rate=learning_rate,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
+            **kwargs,
+        )
+        hyperparameters.guard_learning_rate(self)
         self.jit_compile = jit_compile
         self.state_dtype = state_dtype
-        # Paths of the state variables int8 state keeps as square roots.
-        self._square_rooted = set()
         self.aggregation = aggregation
-        # True while the update being traced receives majority votes in
-        # place of gradients (set by `aggregate_tf_gradients`).
-        self.receives_votes = False
+        self.aggregation_strategy = aggregation_module.strategy(aggregation)
+        self._stored = {}
         self._compiled = None
         self._traced = False
         self._track_statistics = checks.check_bool(
@@ -140,7 +176,7 @@ class Optimizer(compat.KerasHooks):
         update of each variable (0 before the first step; `None` for
         optimizers without a confidence function, or when
         `track_statistics=False`)."""
-        if not self.tracks_sparsity or not self.track_statistics:
+        if not self.capabilities.sparsity or not self.track_statistics:
             return None
         return self._counters.sparsity() if self.built else 0.0
 
@@ -170,20 +206,63 @@ class Optimizer(compat.KerasHooks):
             name=name,
         )
 
-    def add_state_variables(self, var_list, name, square_root=False,
-                            **kwargs):
-        """One state variable per model variable (`state.py`).
-        `square_root=True` marks a moment in [0, 1] that int8 state keeps
-        as the code of its square root."""
-        states = state.add_state_variables(self, var_list, name, **kwargs)
-        if square_root:
-            self._square_rooted.update(
-                v.path for v in states if v is not None)
-        return states
+    def add_moment(self, var_list, moment):
+        """The state `moment` (one of `capabilities.moments`) of every
+        variable in `var_list`, stored through the codec `state_dtype`
+        picks for it (`storage.py`)."""
+        if moment not in self.capabilities.moments:
+            raise ValueError(
+                f"{type(self).__name__} adds the state {moment.name!r} but "
+                "does not declare it in `capabilities.moments`, which "
+                "`state_dtype` validation reads.")
+        codec = storage.codec_for(self.state_dtype, moment)
+        variables = state.add_state_variables(self, var_list, moment.name,
+                                              dtype=codec.dtype)
+        stored = storage.StoredMoment(moment, codec, variables)
+        self._stored[moment.name] = stored
+        return stored
+
+    def moment_bound(self, name):
+        """The range the update rule gives moment `name` now (see
+        `storage.py`); 1 unless the optimizer says otherwise."""
+        return 1.0
+
+    def moment_values(self, name):
+        """The current values of moment `name` (one of
+        `capabilities.moments`), decoded from storage: one float32 NumPy
+        array per model variable (None where it keeps no state)."""
+        stored = self._stored[name]
+        bound = self.moment_bound(name)
+        return [None if v is None else np.asarray(ops.convert_to_numpy(
+                    stored.codec.decode(ops.convert_to_tensor(v.value),
+                                        "float32", bound)))
+                for v in stored]
+
+    def add_state_variables(self, var_list, name, **kwargs):
+        """One plain state variable per model variable (`state.py`), for
+        state that no codec stores (per-layer scalars, counters)."""
+        return state.add_state_variables(self, var_list, name, **kwargs)
 
     def build(self, var_list):
         super().build(var_list)
         self._counters = statistics.Counters(self, var_list)
+
+    def load_own_variables(self, store):
+        """Refuses a file whose state is stored otherwise than this
+        optimizer stores it (int8 codes read as moments, or the reverse),
+        naming `state_dtype`, instead of loading codes as values."""
+        if len(store.keys()) == len(self.variables):
+            for i, variable in enumerate(self.variables):
+                saved = np.dtype(np.asarray(store[str(i)]).dtype).name
+                expected = keras.backend.standardize_dtype(variable.dtype)
+                if (saved == "int8") != (expected == "int8"):
+                    raise ValueError(
+                        f"The saved state of optimizer {self.name!r} does "
+                        f"not match its `state_dtype={self.state_dtype!r}`: "
+                        f"variable {variable.path!r} is {expected} here but "
+                        f"{saved} in the file. Load it with the "
+                        "`state_dtype` it was saved with.")
+        super().load_own_variables(store)
 
     # ------------------------------------------------------ update helpers
     def variable_index(self, variable):
@@ -191,10 +270,12 @@ class Optimizer(compat.KerasHooks):
 
     def prepare_gradient(self, gradient, variable):
         """Returns ``(clean, raw)``: the dense gradient in the variable's
-        compute dtype with non-finite components zeroed, and as it came
-        (for the counts)."""
+        compute dtype and the variable's static shape (some gradients
+        arrive with unknown dimensions), with non-finite components zeroed,
+        and as it came (for the counts)."""
         raw = ops.cast(ops.convert_to_tensor(gradient),
                        state.compute_dtype(variable))
+        raw = ops.reshape(raw, tuple(variable.shape))
         return ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)), raw
 
     def step_size(self, learning_rate, variable):
@@ -203,9 +284,6 @@ class Optimizer(compat.KerasHooks):
         lr = ops.cast(learning_rate, state.compute_dtype(variable))
         valid = ops.logical_and(ops.isfinite(lr), lr >= 0)
         return ops.where(valid, lr, ops.zeros_like(lr))
-
-    def hyperparameter(self, variable, dtype):
-        return ops.cast(variable, dtype)
 
     def decayed_value(self, variable, lr):
         """Value of `variable` in its compute dtype after decoupled weight
@@ -220,33 +298,24 @@ class Optimizer(compat.KerasHooks):
     def write_variable(self, variable, value):
         self.assign(variable, ops.cast(value, variable.dtype))
 
-    def read_state(self, state_variable, dtype):
-        if self.state_dtype == "int8":
-            return low_precision.decode_int8(
-                state_variable, dtype,
-                state_variable.path in self._square_rooted)
-        return ops.cast(state_variable, dtype)
+    def read_moment(self, moment, variable, dtype, bound=1.0):
+        """The value of `moment` (a `StoredMoment`) for `variable`;
+        `bound` is the moment's known range before this step."""
+        stored = moment[self.variable_index(variable)]
+        return moment.codec.decode(stored, dtype, bound)
 
-    def write_states(self, variable, *moments):
-        """Stores up to two moments ``(state_variable, value)`` of
-        `variable`. In bfloat16 state each is rounded stochastically, with
-        one 16-bit half of this step's random bits for the variable; in
-        int8 state each is stored as its rounded code."""
-        if self.state_dtype not in low_precision.ROUNDED:
-            for state_variable, value in moments:
-                self.write_variable(state_variable, value)
-            return
-        bits = low_precision.random_bits(
-            variable.shape, self.iterations, self.variable_index(variable))
-        halves = (low_precision.low_half(bits),
-                  low_precision.high_half(bits))
-        for (state_variable, value), half in zip(moments, halves):
-            if self.state_dtype == "int8":
-                stored = low_precision.encode_int8(
-                    value, half, state_variable.path in self._square_rooted)
-            else:
-                stored = low_precision.round_to_bfloat16(value, half)
-            self.assign(state_variable, stored)
+    def write_moments(self, variable, *updates):
+        """Stores up to two updates ``(moment, value[, bound])`` of
+        `variable`'s moments through their codecs. Codecs that round
+        stochastically share one hash of (step, variable, element) per
+        variable, one 16-bit half each."""
+        index = self.variable_index(variable)
+        noise = low_precision.RandomHalves(variable.shape, self.iterations,
+                                           index)
+        for k, (moment, value, *bound) in enumerate(updates):
+            stored = moment[index]
+            self.assign(stored, moment.codec.encode(
+                value, noise.half(k), *bound, dtype=stored.dtype))
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal ``(s, zero indicator)`` of one gradient, as
@@ -256,11 +325,11 @@ class Optimizer(compat.KerasHooks):
         return s, ops.cast(ops.equal(s, 0.0), g.dtype)
 
     def sign_signal(self, g, raw_gradient, variable):
-        """`local_signal`, or, when the replicas voted, the vote itself:
-        it arrives in place of the gradient and is already the signal."""
-        if self.receives_votes:
-            return g, ops.cast(ops.equal(g, 0.0), g.dtype)
-        return self.local_signal(g, raw_gradient, variable)
+        """The signal the update rule uses, from the aggregation strategy:
+        `local_signal`, or the replicas' vote that arrived in place of the
+        gradient."""
+        return self.aggregation_strategy.signal(self, g, raw_gradient,
+                                                variable)
 
     def record_statistics(self, variable, raw_gradient, zero_confidence=None):
         if self.track_statistics:
@@ -284,13 +353,10 @@ class Optimizer(compat.KerasHooks):
         elif not (np.all(np.isfinite(value)) and np.all(value >= 0)):
             raise ValueError(
                 "The learning rate must be a finite number >= 0 at every "
-                f"step; at step {int(ops.convert_to_numpy(self.iterations))}"
+                f"step; at step {int(self.iterations.numpy())}"
                 f" it is {value!r} (check the learning rate schedule)."
             )
-        try:
-            apply(learning_rate)
-        finally:
-            self.receives_votes = False
+        apply(learning_rate)
         self.finish_step()
 
     def finish_step(self):
@@ -298,17 +364,9 @@ class Optimizer(compat.KerasHooks):
 
     def aggregate_tf_gradients(self, keras_sum, grads_and_vars):
         """TensorFlow only, in the replica context: the gradients every
-        replica's update receives. Keras's float sum, or with
-        `aggregation="majority_vote"` and several replicas, the vote."""
-        if self.aggregation == "sum":
-            return keras_sum()
-        from keras_signadam.backend.tensorflow import majority_vote
-
-        context = majority_vote.replica_context()
-        if context is None:
-            return keras_sum()
-        self.receives_votes = True
-        return majority_vote.voted_gradients(self, grads_and_vars, context)
+        replica's update receives, from the aggregation strategy."""
+        return self.aggregation_strategy.aggregate_tf(self, keras_sum,
+                                                      grads_and_vars)
 
     def run_distributed_tf_update(self, keras_update, distribution,
                                   grads_and_vars, learning_rate):
@@ -327,10 +385,25 @@ class Optimizer(compat.KerasHooks):
         if compiled is not None:
             compiled.clear()
 
+    def traced_settings(self):
+        """The configuration an update is traced with: everything but the
+        name and the values held in variables (which may change without
+        re-tracing). Optimizers whose settings agree share a compiled
+        update (`backend/tensorflow/optimizer.py`)."""
+        config = self.get_config()
+        for name in ("name", "learning_rate",
+                     *hyperparameters.names(self)):
+            config.pop(name, None)
+        return config
+
     def get_config(self):
+        # A value written around the checks (through `variable.value`, or
+        # computed in a traced function) is refused here, by name, rather
+        # than saved into a file that will not load.
+        hyperparameters.check_all(self)
         config = super().get_config()
-        config["jit_compile"] = self.jit_compile
-        config["state_dtype"] = self.state_dtype
         config["aggregation"] = self.aggregation
+        config["state_dtype"] = self.state_dtype
         config["track_statistics"] = self.track_statistics
+        config["jit_compile"] = self.jit_compile
         return config

@@ -22,6 +22,7 @@ import math
 from keras import ops
 
 from keras_signadam import checks
+from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
 
 CONFIDENCE_KINDS = ("hard", "soft")
@@ -88,7 +89,7 @@ class ConfidenceArguments:
 
     def config(self):
         return {
-            "threshold": float(ops.convert_to_numpy(self.threshold)),
+            "threshold": hyperparameters.read(self.threshold),
             "confidence": self.kind,
             "threshold_mode": self.mode,
         }

@@ -1,10 +1,46 @@
-"""The argument documentation shared by every optimizer's docstring."""
+"""The argument documentation shared by every optimizer's docstring, in
+the order of the signatures: the algorithm's own arguments (in each
+docstring), then `{{aggregation_argument}}`, then `{{base_arguments}}`
+(this package's, then Keras's). NovoGrad, whose `weight_decay` is its own,
+uses `{{state_arguments}}`, its own line, then `{{keras_arguments}}`."""
 
-BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA on
-            the TensorFlow backend when the surrounding train step is not
-            already XLA-compiled. Defaults to `True`; `False` runs plain ops.
-        weight_decay: Decoupled weight decay lambda, applied as
-            `theta <- theta - learning_rate * lambda * theta`.
+from keras_signadam.backend import packing
+
+AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
+            combine their gradients. `"sum"` (default): Keras's exact
+            float32 all-reduce. `"majority_vote"`: each replica sends only
+            the ternary signal of its own gradient share (its hard
+            confidence-filtered sign, compared with the threshold after
+            scaling the share by the number of replicas R to the global
+            gradient's scale), packed into 32-bit words at {bits} bits per
+            component (by number of replicas); every replica applies the
+            same update with sign(sum of the signals) in place of the
+            signal, so replicas stay identical. 10x fewer bytes than the
+            float32 all-reduce at 4 replicas
+            (`benchmarks/results/communication.md`). Needs
+            `confidence="hard"`. With `track_statistics=True`, `sparsity`
+            is the fraction of zero votes; non-finite components are zeroed
+            on each replica before its signal is formed, but not counted.
+            No effect on one device, outside `tf.distribute`, or on the JAX
+            and PyTorch backends.""".format(bits=packing.bits_table())
+
+SUM_ONLY_AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
+            combine their gradients: only `"sum"` (Keras's exact float32
+            all-reduce), since the update does not use the sign of the
+            gradient."""
+
+STATE_ARGUMENTS_DOC = """state_dtype: The dtype the per-parameter moments are stored in:
+            `None` (default: float32, or float64 for float64 variables),
+            `"float32"`, `"bfloat16"` or `"int8"`. bfloat16 halves the
+            state's memory and bytes moved per step; each moment is still
+            computed in float32 and then rounded stochastically (unbiased,
+            with random bits hashed from the step and element index, so
+            runs repeat exactly and resume exactly). `"int8"` (SignAdam
+            and SignAdamPP, whose moments are bounded) stores 8-bit codes
+            in steps of 1/127 of the moment's range, the second moment as
+            its square root, rounded the same way: a quarter of float32
+            state. A saved model loads only with the `state_dtype` it was
+            saved with. `SignSGD` keeps no state and refuses it.
         track_statistics: Whether each step counts the zero-confidence
             (`sparsity`) and non-finite (`nonfinite_count`) gradient
             components, exactly, per step. Costs a reduction over the
@@ -15,46 +51,38 @@ BASE_ARGUMENTS_DOC = """jit_compile: Whether the update compiles itself with XLA
             takes effect once that function is made again
             (`model.make_train_function(force=True)`, or a new `compile`),
             and the setter warns so. Defaults to `False`.
-        state_dtype: The dtype the per-parameter moments are stored in:
-            `None` (default: float32, or float64 for float64 variables),
-            `"float32"`, `"bfloat16"` or `"int8"`. bfloat16 halves the
-            state's memory and bytes moved per step; each moment is still
-            computed in float32 and then rounded stochastically (unbiased,
-            with random bits hashed from the step and element index, so
-            runs repeat exactly and resume exactly). `"int8"` (SignAdam
-            and SignAdamPP, whose moments lie in [-1, 1]) stores 8-bit
-            codes in steps of 1/127, the second moment as its square
-            root, rounded the same way: a quarter of float32 state.
-            `SignSGD` keeps no state and refuses it.
-        clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
+        jit_compile: Whether the update compiles itself with XLA on
+            the TensorFlow backend when the surrounding train step is not
+            already XLA-compiled. Defaults to `True`; `False` runs plain
+            ops."""
+
+WEIGHT_DECAY_DOC = """weight_decay: Decoupled weight decay lambda >= 0, applied as
+            `theta <- theta - learning_rate * lambda * theta`. Defaults to
+            `None` (none)."""
+
+KERAS_ARGUMENTS_DOC = """clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
         ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps, name: As in
-            `keras.optimizers.Optimizer`."""
+        gradient_accumulation_steps: As in `keras.optimizers.Optimizer`
+            (clipping values and `loss_scale_factor` must be > 0).
+        name: The optimizer's name. Defaults to `None`: a unique name
+            from the class name, as Keras names its own optimizers."""
 
+BASE_ARGUMENTS_DOC = "\n        ".join(
+    [STATE_ARGUMENTS_DOC, WEIGHT_DECAY_DOC, KERAS_ARGUMENTS_DOC])
 
-AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
-            combine their gradients. `"sum"` (default): Keras's exact
-            float32 all-reduce. `"majority_vote"`: each replica sends only
-            the ternary signal of its own gradient share (its hard
-            confidence-filtered sign, compared with the threshold after
-            scaling the share by the number of replicas R to the global
-            gradient's scale), packed at 1.6 to 4.6 bits per component;
-            every replica applies the same update with sign(sum of the
-            signals) in place of the signal, so replicas stay identical.
-            10x fewer bytes than the float32 all-reduce at 4 replicas
-            (`benchmarks/results/communication.md`). Needs
-            `confidence="hard"`. With `track_statistics=True`, `sparsity`
-            is the fraction of zero votes; non-finite components are zeroed
-            on each replica before its signal is formed, but not counted.
-            No effect on one device, outside `tf.distribute`, or on the JAX
-            and PyTorch backends."""
+_TEMPLATES = {
+    "{{aggregation_argument}}": AGGREGATION_DOC,
+    "{{sum_aggregation_argument}}": SUM_ONLY_AGGREGATION_DOC,
+    "{{base_arguments}}": BASE_ARGUMENTS_DOC,
+    "{{state_arguments}}": STATE_ARGUMENTS_DOC,
+    "{{keras_arguments}}": KERAS_ARGUMENTS_DOC,
+}
 
 
 def fill_docstring(cls):
-    """Class decorator: puts the shared arguments into `{{base_arguments}}`
-    and, for the sign family, `{{aggregation_argument}}`."""
+    """Class decorator: puts the shared argument documentation into the
+    docstring's templates."""
     if cls.__doc__:
-        cls.__doc__ = cls.__doc__.replace(
-            "{{base_arguments}}", BASE_ARGUMENTS_DOC
-        ).replace("{{aggregation_argument}}", AGGREGATION_DOC)
+        for template, text in _TEMPLATES.items():
+            cls.__doc__ = cls.__doc__.replace(template, text)
     return cls

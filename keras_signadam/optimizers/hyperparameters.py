@@ -15,6 +15,7 @@ import numpy as np
 
 import keras
 
+from keras_signadam import checks
 from keras_signadam import compat
 
 
@@ -37,6 +38,8 @@ def concrete(value):
     """`value` as a NumPy array, or None while it is symbolic (traced)."""
     if _symbolic(value):
         return None
+    if isinstance(value, keras.Variable):
+        return np.asarray(value.numpy())
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
@@ -53,8 +56,13 @@ class HyperparameterVariable(keras.Variable):
     def assign(self, value):
         array = concrete(value)
         if array is not None and array.size == 1:
-            self._check(f"{self.argument} (assigned)", array.reshape(()))
+            self._check(f"{self.argument} (assigned)",
+                        float(array.reshape(())))
         return super().assign(value)
+
+    def check_value(self):
+        """Checks the value held now, however it was written."""
+        self._check(f"{self.argument} (stored)", read(self))
 
 
 def add_hyperparameter(optimizer, argument, value, check):
@@ -77,5 +85,32 @@ def add_hyperparameter(optimizer, argument, value, check):
 
 
 def read(variable):
-    """A hyperparameter variable's current value as a Python float."""
-    return float(keras.ops.convert_to_numpy(variable))
+    """A hyperparameter variable's current value as a Python float (read
+    without NumPy's array protocol, which warns for variables)."""
+    return float(np.asarray(variable.numpy()))
+
+
+def guard_learning_rate(optimizer):
+    """Gives Keras's learning-rate variable (when the learning rate is a
+    number) the validated writes of the other hyperparameters, in place: a
+    NaN or negative `optimizer.learning_rate.assign(...)` is refused
+    there. The variable stays the one Keras made and tracks (checkpoints
+    and saved files are unchanged); only its class gains the check."""
+    variable = compat.learning_rate_variable(optimizer)
+    if variable is None or type(variable) is not keras.Variable:
+        return
+    variable.__class__ = HyperparameterVariable
+    variable._check = checks.check_non_negative
+    variable.argument = "learning_rate"
+
+
+def names(optimizer):
+    """The arguments of `optimizer` held in validated variables."""
+    return sorted({v.argument for v in optimizer.variables
+                   if isinstance(v, HyperparameterVariable)})
+
+
+def check_all(optimizer):
+    for variable in optimizer.variables:
+        if isinstance(variable, HyperparameterVariable):
+            variable.check_value()

@@ -39,12 +39,8 @@ arithmetic that wraps modulo 2**32 on every backend.
 
 from keras import ops
 
-from keras_signadam import checks
 from keras_signadam import compat
 
-STATE_DTYPES = (None, "float32", "bfloat16", "int8")
-# The state dtypes rounded stochastically, with random bits.
-ROUNDED = ("bfloat16", "int8")
 INT8_LEVELS = 127.0
 
 _GOLDEN = -1640531527  # 0x9E3779B9 as int32: spreads steps apart
@@ -53,12 +49,6 @@ _MUL_1 = 0x7FEB352D
 _MUL_2 = -2073254261   # 0x846CA68B as int32
 _LOW_16 = 0xFFFF
 _HIGH_16 = -65536      # 0xFFFF0000 as int32
-
-
-def check_state_dtype(value):
-    if value is None:
-        return None
-    return checks.check_choice("state_dtype", value, STATE_DTYPES[1:])
 
 
 def _shift_right(x, bits):
@@ -90,6 +80,24 @@ def random_bits(shape, step, stream):
     # ...then with each element's index.
     index = ops.reshape(ops.arange(size, dtype="int32"), shape)
     return hash32(index * _GOLDEN + seed)
+
+
+class RandomHalves:
+    """This step's random bits for one variable, hashed only when a codec
+    asks for them: `half(0)` and `half(1)` are the two independent 16-bit
+    halves of one 32-bit hash per element."""
+
+    def __init__(self, shape, step, stream):
+        self._arguments = (shape, step, stream)
+        self._bits = None
+
+    def half(self, k):
+        def bits16():
+            if self._bits is None:
+                self._bits = random_bits(*self._arguments)
+            return (low_half if k == 0 else high_half)(self._bits)
+
+        return bits16
 
 
 def low_half(bits):

@@ -5,6 +5,8 @@ from keras_signadam import checks
 from keras_signadam import compat
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import docs
+from keras_signadam.optimizers import hyperparameters
+from keras_signadam.optimizers import storage
 from keras_signadam.optimizers import reductions
 
 # Largest finite float32: a layer's squared gradient norm is clamped to it,
@@ -43,12 +45,15 @@ class NovoGrad(base.Optimizer):
         beta_2: Decay of the layer-wise second moment, in [0, 1). Defaults
             to `0.98`.
         epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
-        weight_decay: d >= 0 above. Defaults to `None` (0).
         grad_averaging: Multiply the momentum input by `1 - beta_1`.
             Defaults to `False`.
         amsgrad: Use the running maximum of v_l. Defaults to `False`.
         momentum_weight_decay: Alias of `weight_decay`.
-        {{base_arguments}}
+        {{sum_aggregation_argument}}
+        {{state_arguments}}
+        weight_decay: d >= 0 above (NovoGrad's own decay, inside the
+            momentum). Defaults to `None` (0).
+        {{keras_arguments}}
 
     References:
         - [Ginsburg et al., 2019, Stochastic Gradient Methods with
@@ -56,7 +61,10 @@ class NovoGrad(base.Optimizer):
           https://arxiv.org/abs/1905.11286)
     """
 
-    momentum_variable = "beta_1"
+    capabilities = base.Capabilities(
+        moments=(storage.Moment("momentum"),),
+        momentum_variable="beta_1",
+    )
 
     def __init__(
         self,
@@ -64,12 +72,23 @@ class NovoGrad(base.Optimizer):
         beta_1=0.95,
         beta_2=0.98,
         epsilon=1e-8,
-        weight_decay=None,
         grad_averaging=False,
         amsgrad=False,
         momentum_weight_decay=None,
+        aggregation="sum",
+        state_dtype=None,
+        track_statistics=False,
         jit_compile=True,
-        name="novograd",
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
         **kwargs,
     ):
         weight_decay = checks.check_optional_non_negative(
@@ -94,9 +113,20 @@ class NovoGrad(base.Optimizer):
         checks.check_bool("amsgrad", amsgrad)
         super().__init__(
             learning_rate=learning_rate,
+            aggregation=aggregation,
+            state_dtype=state_dtype,
+            track_statistics=track_statistics,
             jit_compile=jit_compile,
-            name=name,
             weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            name=name,
             **kwargs,
         )
         self.beta_2 = beta_2
@@ -114,7 +144,8 @@ class NovoGrad(base.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums = self.add_state_variables(var_list, "momentum")
+        self._momentums = self.add_moment(var_list,
+                                          self.capabilities.moments[0])
         self._layer_velocities = self.add_state_variables(
             var_list, "layer_velocity", shape=(), dtype="float32"
         )
@@ -130,7 +161,6 @@ class NovoGrad(base.Optimizer):
         dtype = g.dtype
         lr = self.step_size(learning_rate, variable)
         index = self.variable_index(variable)
-        m = self._momentums[index]
         v = self._layer_velocities[index]
         beta_1 = ops.cast(self.beta_1, dtype)
 
@@ -156,9 +186,10 @@ class NovoGrad(base.Optimizer):
             direction = direction + self.weight_decay * theta
         if self.grad_averaging:
             direction = (1.0 - beta_1) * direction
-        m_new = beta_1 * self.read_state(m, dtype) + direction
+        m_new = beta_1 * self.read_moment(self._momentums, variable,
+                                          dtype) + direction
         self.write_variable(variable, theta - lr * m_new)
-        self.write_states(variable, (m, m_new))
+        self.write_moments(variable, (self._momentums, m_new))
         self.assign(v, v_new)
         self.record_statistics(variable, raw)
 
@@ -169,7 +200,7 @@ class NovoGrad(base.Optimizer):
         config = super().get_config()
         config.update(
             {
-                "beta_1": float(ops.convert_to_numpy(self.beta_1)),
+                "beta_1": hyperparameters.read(self.beta_1),
                 "beta_2": self.beta_2,
                 "epsilon": self.epsilon,
                 "grad_averaging": self.grad_averaging,

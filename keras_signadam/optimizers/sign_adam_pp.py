@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 
 from keras_signadam.optimizers import confidence as confidence_module
@@ -57,7 +59,8 @@ class SignAdamPP(SignAdam):
           https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
     """
 
-    confidence_threshold_variable = "threshold"
+    capabilities = dataclasses.replace(SignAdam.capabilities,
+                                       threshold_variable="threshold")
 
     def __init__(
         self,
@@ -68,8 +71,20 @@ class SignAdamPP(SignAdam):
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-8,
+        aggregation="sum",
+        state_dtype=None,
+        track_statistics=False,
         jit_compile=True,
-        name="sign_adam_pp",
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
         **kwargs,
     ):
         super().__init__(
@@ -77,7 +92,19 @@ class SignAdamPP(SignAdam):
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
+            aggregation=aggregation,
+            state_dtype=state_dtype,
+            track_statistics=track_statistics,
             jit_compile=jit_compile,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
             name=name,
             **kwargs,
         )

@@ -46,10 +46,11 @@ class SignSGD(base.Optimizer):
           https://github.com/DongWanginxdu/signADAM-Learn-by-Confidence)
     """
 
-    confidence_threshold_variable = "threshold"
-    tracks_sparsity = True
-    keeps_state = False
-    votes_on_signs = True
+    capabilities = base.Capabilities(
+        aggregations=("sum", "majority_vote"),
+        sparsity=True,
+        threshold_variable="threshold",
+    )
 
     def __init__(
         self,
@@ -58,8 +59,20 @@ class SignSGD(base.Optimizer):
         confidence="hard",
         threshold_mode="absolute",
         coupled_weight_decay=0.0,
+        aggregation="sum",
+        state_dtype=None,
+        track_statistics=False,
         jit_compile=True,
-        name="sign_sgd",
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
         **kwargs,
     ):
         coupled_weight_decay = checks.check_non_negative(
@@ -67,7 +80,19 @@ class SignSGD(base.Optimizer):
         )
         super().__init__(
             learning_rate=learning_rate,
+            aggregation=aggregation,
+            state_dtype=state_dtype,
+            track_statistics=track_statistics,
             jit_compile=jit_compile,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
             name=name,
             **kwargs,
         )

@@ -4,6 +4,8 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import docs
+from keras_signadam.optimizers import hyperparameters
+from keras_signadam.optimizers import storage
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
@@ -35,21 +37,48 @@ class Signum(base.Optimizer):
         - [Bernstein et al., 2018](https://arxiv.org/abs/1802.04434)
     """
 
-    momentum_variable = "momentum"
-    votes_on_signs = True
+    capabilities = base.Capabilities(
+        moments=(storage.Moment("momentum"),),
+        aggregations=("sum", "majority_vote"),
+        momentum_variable="momentum",
+    )
 
     def __init__(
         self,
         learning_rate=1e-3,
         momentum=0.9,
+        aggregation="sum",
+        state_dtype=None,
+        track_statistics=False,
         jit_compile=True,
-        name="signum",
+        weight_decay=None,
+        clipnorm=None,
+        clipvalue=None,
+        global_clipnorm=None,
+        use_ema=False,
+        ema_momentum=0.99,
+        ema_overwrite_frequency=None,
+        loss_scale_factor=None,
+        gradient_accumulation_steps=None,
+        name=None,
         **kwargs,
     ):
         checks.check_beta("momentum", momentum)
         super().__init__(
             learning_rate=learning_rate,
+            aggregation=aggregation,
+            state_dtype=state_dtype,
+            track_statistics=track_statistics,
             jit_compile=jit_compile,
+            weight_decay=weight_decay,
+            clipnorm=clipnorm,
+            clipvalue=clipvalue,
+            global_clipnorm=global_clipnorm,
+            use_ema=use_ema,
+            ema_momentum=ema_momentum,
+            ema_overwrite_frequency=ema_overwrite_frequency,
+            loss_scale_factor=loss_scale_factor,
+            gradient_accumulation_steps=gradient_accumulation_steps,
             name=name,
             **kwargs,
         )
@@ -60,7 +89,8 @@ class Signum(base.Optimizer):
         if self.built:
             return
         super().build(var_list)
-        self._momentums = self.add_state_variables(var_list, "momentum")
+        self._momentums = self.add_moment(var_list,
+                                          self.capabilities.moments[0])
 
     def update_step(self, gradient, variable, learning_rate):
         # With `aggregation="majority_vote"` `gradient` is the replicas'
@@ -68,14 +98,14 @@ class Signum(base.Optimizer):
         g, raw = self.prepare_gradient(gradient, variable)
         lr = self.step_size(learning_rate, variable)
         beta = ops.cast(self.momentum, g.dtype)
-        m = self._momentums[self.variable_index(variable)]
-        m_new = beta * self.read_state(m, g.dtype) + (1.0 - beta) * g
+        m = self.read_moment(self._momentums, variable, g.dtype)
+        m_new = beta * m + (1.0 - beta) * g
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ops.sign(m_new))
-        self.write_states(variable, (m, m_new))
+        self.write_moments(variable, (self._momentums, m_new))
         self.record_statistics(variable, raw)
 
     def get_config(self):
         config = super().get_config()
-        config["momentum"] = float(ops.convert_to_numpy(self.momentum))
+        config["momentum"] = hyperparameters.read(self.momentum)
         return config

@@ -24,8 +24,8 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
                         initializer="zeros"):
     """One optimizer variable per model variable.
 
-    `shape=None` mirrors the model variable's shape; `dtype=None` uses the
-    optimizer's `state_dtype` when it is set, else `compute_dtype`.
+    `shape=None` mirrors the model variable's shape; `dtype=None` is the
+    model variable's `compute_dtype`.
     Variables that Keras overwrites with their gradient get `None`, as in
     `add_optimizer_variables`. Under `tf.distribute` each is placed with
     its model variable.
@@ -44,8 +44,7 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
                 lambda v=variable: optimizer.add_variable(
                     shape=v.shape if shape is None else shape,
                     initializer=initializer,
-                    dtype=(dtype or optimizer.state_dtype
-                           or compute_dtype(v)),
+                    dtype=dtype or compute_dtype(v),
                     name=f"{path}_{name}",
                     # A layout fits only state of the variable's shape.
                     layout=(compat.variable_layout(v) if shape is None

@@ -11,6 +11,8 @@ checkpoints hold the same variables either way.
 
 import math
 
+import numpy as np
+
 from keras import ops
 
 from keras_signadam.optimizers import reductions
@@ -72,7 +74,7 @@ class Counters:
 
     def _column(self, column):
         return [
-            (int(ops.convert_to_numpy(c)[column]), n)
+            (int(np.asarray(c.numpy())[column]), n)
             for c, n in zip(self._counters, self._sizes) if c is not None
         ]
 

@@ -12,68 +12,30 @@ R > 1 replicas, the float32 all-reduce of the gradients is replaced by:
    ``R * g_r`` has the global gradient's scale and a threshold means the
    same with and without compression.
 2. The signals of all variables go into one flat vector, packed into 32-bit
-   words as base-`radix` digits (a word holds k digits when radix**k <=
-   2**32), and one collective exchanges them:
-   - ``"all_gather"``: codes s + 1 in base 3, 20 per word (1.6 bits per
-     component); each replica receives every replica's words.
-   - ``"all_reduce"``: the same codes in base 2R + 1 (3.2 bits per
-     component at 4 replicas), summed by an integer all-reduce. The sum of
-     R codes is at most 2R, so digits never carry into each other and the
-     word sum (below 2**32, exact in two's complement int32) is the
-     base-(2R + 1) number of the per-component sums.
+   words (`backend/packing.py`: base 3 for the all-gather, base 2R + 1 for
+   the integer all-reduce, whose word sums never carry between digits and
+   stay below 2**32, exact in two's complement int32), and one collective
+   exchanges them.
 3. Every replica forms the same vote V = sign(sum_r s_r), ties giving 0,
    and hands it to the update as its gradient; the update then uses V as
    its signal. Integer arithmetic only: the replicas stay bit-identical.
 
-`collective_for(R)` picks the collective that sends fewer bytes per
-replica under the ring algorithms (an all-gather of n bytes per replica
-sends (R - 1) * n; an all-reduce of n bytes sends 2 * (R - 1) / R * n):
-all-gather below 4 replicas, the integer all-reduce from 4 on (at 4 both
-send 0.6 bytes per component, against 6 for the float32 all-reduce).
+`packing.collective_for(R)` picks the collective that sends fewer bytes per
+replica: the all-gather below 4 replicas, the integer all-reduce from 4 on.
 """
 
 import math
 
 import tensorflow as tf
 
-WORD = 2**32
+from keras_signadam.backend.packing import collective_for
+from keras_signadam.backend.packing import digits_per_word
+from keras_signadam.backend.packing import radix_for
+from keras_signadam.backend.packing import ring_bytes_sent
 
-
-def digits_per_word(radix):
-    """The most base-`radix` digits a 32-bit word holds."""
-    k = 1
-    while radix ** (k + 1) <= WORD:
-        k += 1
-    return k
-
-
-def radix_for(collective, replicas):
-    """Base of the packed codes: ternary codes for the all-gather, sums of
-    `replicas` of them for the all-reduce."""
-    return 3 if collective == "all_gather" else 2 * replicas + 1
-
-
-def packed_words(collective, components, replicas):
-    per_word = digits_per_word(radix_for(collective, replicas))
-    return -(-components // per_word)
-
-
-def ring_bytes_sent(collective, components, replicas):
-    """Bytes one replica sends per step under the ring algorithms."""
-    if collective == "float32_all_reduce":
-        return 2 * (replicas - 1) / replicas * 4 * components
-    words = packed_words(collective, components, replicas)
-    if collective == "all_gather":
-        return (replicas - 1) * 4 * words
-    return 2 * (replicas - 1) / replicas * 4 * words
-
-
-def collective_for(replicas, components=1 << 20):
-    """The collective that sends fewer bytes (the all-reduce on a tie: it
-    receives fewer)."""
-    gather = ring_bytes_sent("all_gather", components, replicas)
-    reduce = ring_bytes_sent("all_reduce", components, replicas)
-    return "all_gather" if gather < reduce else "all_reduce"
+__all__ = ["collective_for", "digits_per_word", "pack", "radix_for",
+           "replicas_in_sync", "ring_bytes_sent", "unpack", "vote",
+           "voted_gradients"]
 
 
 def pack(codes, radix):
@@ -145,11 +107,9 @@ def voted_gradients(optimizer, grads_and_vars, context):
     return [(g if g is None else next(votes), v) for g, v in grads_and_vars]
 
 
-def replica_context():
-    """The replica context when gradients are being aggregated across
-    several replicas, else None."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync < 2:
-        return None
-    return context
+def replicas_in_sync():
+    """The number of replicas of the strategy in scope (1 without one), in
+    the replica context where gradients are aggregated and in the
+    cross-replica context where the update runs alike."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
 

@@ -22,7 +22,6 @@ import threading
 import tensorflow as tf
 
 from keras_signadam import compat
-from keras_signadam.optimizers import hyperparameters
 
 # Structure -> the compiled update shared by the optimizers of that
 # structure; bounded by the number of distinct structures in a process.
@@ -35,14 +34,10 @@ _LOCK = threading.Lock()
 
 def _structure(optimizer, variables):
     with tf.init_scope():  # the config reads variables: eagerly
-        config = optimizer.get_config()
-    changing = {v.argument for v in optimizer.variables
-                if isinstance(v, hyperparameters.HyperparameterVariable)}
-    for name in ("name", "learning_rate", *changing):
-        config.pop(name, None)
+        settings = optimizer.traced_settings()
     return (
         type(optimizer),
-        json.dumps(config, sort_keys=True, default=repr),
+        json.dumps(settings, sort_keys=True, default=repr),
         tuple((tuple(v.shape), str(v.dtype),
                compat.uses_weight_decay(optimizer, v),
                compat.overwrites_with_gradient(optimizer, v))
@@ -118,7 +113,7 @@ class CompiledUpdates:
 
     def get(self, optimizer, variables, device):
         key = (tuple(compat.variable_key(optimizer, v) for v in variables),
-               device, optimizer.receives_votes)
+               device)
         update = self.functions.get(key)
         if update is None and not device:
             update = _SharedUpdate(optimizer, variables)

@@ -1,0 +1,313 @@
+"""The core's seams: storage codecs and aggregation strategies that update
+rules never branch on, capabilities declared once, every argument in the
+signature, Keras's naming, and the step bound that keeps 8-bit state
+safe (checked against NumPy's sum of the Cauchy-Schwarz bound)."""
+
+import inspect
+import re
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_signadam as ks
+from keras_signadam.backend import packing
+from keras_signadam.optimizers import aggregation
+from keras_signadam.optimizers import base
+from keras_signadam.optimizers import storage
+from tests.helpers import to_numpy
+
+OPTIMIZERS = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP, ks.NovoGrad]
+# Keras's own arguments, in the order of `keras.optimizers.Adam`.
+KERAS_TAIL = ["weight_decay", "clipnorm", "clipvalue", "global_clipnorm",
+              "use_ema", "ema_momentum", "ema_overwrite_frequency",
+              "loss_scale_factor", "gradient_accumulation_steps", "name"]
+PACKAGE_ARGUMENTS = ["aggregation", "state_dtype", "track_statistics",
+                     "jit_compile"]
+STORAGE_WORDS = re.compile(r"state_dtype|int8|bfloat16|float16|"
+                           r"aggregation|vote|replica")
+
+
+def conditions(function):
+    """The conditions (if, elif, conditional expressions, `where`) in a
+    function's code, comments left out."""
+    code = [line.split("#")[0] for line in
+            inspect.getsource(function).splitlines()]
+    return [line for line in code
+            if re.search(r"\bif\b|\belif\b|\bwhere\(|\bcond\(", line)]
+
+
+# ------------------------------------------------------------- the seams
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_update_rules_do_not_ask_how_state_is_stored_or_aggregated(cls):
+    for method in ("update_step", "build", "local_signal"):
+        code = "\n".join(
+            line.split("#")[0]
+            for line in inspect.getsource(getattr(cls, method)).splitlines())
+        assert not STORAGE_WORDS.search(code), (cls.__name__, method)
+
+
+def test_base_class_helpers_do_not_branch_on_storage_or_votes():
+    for method in ("read_moment", "write_moments", "sign_signal",
+                   "prepare_gradient", "aggregate_tf_gradients",
+                   "run_update_step", "build", "add_moment"):
+        for line in conditions(getattr(base.Optimizer, method)):
+            assert not STORAGE_WORDS.search(line), (method, line)
+
+
+class Float16Codec:
+    """A codec written as a user would: float16 storage, round to nearest
+    (no random bits)."""
+
+    dtype = "float16"
+
+    def decode(self, stored, dtype, bound=1.0):
+        return ops.cast(stored, dtype)
+
+    def encode(self, value, random_bits, bound=1.0, dtype=None):
+        return ops.cast(value, "float16")
+
+
+def test_a_new_codec_is_one_class(monkeypatch):
+    monkeypatch.setattr(storage, "codec_for",
+                        lambda state_dtype, moment: Float16Codec())
+    rng = np.random.default_rng(0)
+    theta = rng.normal(size=(40,)).astype(np.float32)
+    grads = [rng.normal(size=(40,)).astype(np.float32) for _ in range(6)]
+    variable = keras.Variable(theta)
+    optimizer = ks.SignAdam(learning_rate=1e-2)
+    for g in grads:
+        optimizer.apply([g], [variable])
+    kinds = {keras.backend.standardize_dtype(v.dtype)
+             for v in optimizer.variables if v.path.endswith(
+                 ("_momentum", "_velocity"))}
+    assert kinds == {"float16"}
+    # Against NumPy with float16 moments, the formulas of SPEC 3.3.
+    m = v = np.zeros(40, np.float16)
+    expected = theta.astype(np.float64)
+    for t, g in enumerate(grads, start=1):
+        s = np.sign(g)
+        m = (0.9 * m.astype(np.float32) + 0.1 * s).astype(np.float32)
+        v = (0.999 * v.astype(np.float32) + 0.001 * s * s).astype(np.float32)
+        ratio = (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        expected = expected - 1e-2 * ratio
+        m, v = m.astype(np.float16), v.astype(np.float16)
+    np.testing.assert_allclose(to_numpy(variable), expected, atol=2e-4)
+
+
+class HalfSum(aggregation.ExactSum):
+    """An aggregation written as a user would: the sum, halved."""
+
+    name = "half_sum"
+
+    def signal(self, optimizer, g, raw_gradient, variable):
+        s, zeros = optimizer.local_signal(g, raw_gradient, variable)
+        return 0.5 * s, zeros
+
+
+def test_a_new_aggregation_is_one_class():
+    variable = keras.Variable(np.zeros((8,), np.float32))
+    optimizer = ks.SignSGD(learning_rate=1.0)
+    optimizer.aggregation_strategy = HalfSum()
+    optimizer.apply([np.linspace(-1, 1, 8).astype(np.float32)], [variable])
+    np.testing.assert_array_equal(to_numpy(variable),
+                                  -0.5 * np.sign(np.linspace(-1, 1, 8)))
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_declared_moments_are_the_state_built(cls):
+    variable = keras.Variable(np.ones((3, 2), np.float32))
+    optimizer = cls()
+    optimizer.build([variable])
+    declared = [m.name for m in cls.capabilities.moments]
+    built = sorted({v.path.rsplit("_", 1)[-1] for v in optimizer.variables
+                    if v.shape == (3, 2)})
+    assert sorted(declared) == built
+    assert set(optimizer._stored) == set(declared)
+
+
+def test_an_undeclared_moment_is_refused():
+    class Sloppy(ks.Signum):
+        def build(self, var_list):
+            super().build(var_list)
+            self.add_moment(var_list, storage.Moment("extra"))
+
+    with pytest.raises(ValueError, match="capabilities.moments"):
+        Sloppy().build([keras.Variable(np.ones(3, np.float32))])
+
+
+def test_capabilities_drive_validation():
+    for cls in OPTIMIZERS:
+        caps = cls.capabilities
+        if not caps.moments:
+            with pytest.raises(ValueError, match="state_dtype"):
+                cls(state_dtype="bfloat16")
+        elif all(m.bounded for m in caps.moments):
+            cls(state_dtype="int8")
+        else:
+            with pytest.raises(ValueError, match="state_dtype"):
+                cls(state_dtype="int8")
+        if "majority_vote" in caps.aggregations:
+            cls(aggregation="majority_vote")
+        else:
+            with pytest.raises(ValueError, match="aggregation"):
+                cls(aggregation="majority_vote")
+
+
+# ---------------------------------------------------- arguments, naming
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_every_argument_is_in_the_signature_in_keras_order(cls):
+    parameters = list(inspect.signature(cls.__init__).parameters)
+    assert parameters[0] == "self" and parameters[1] == "learning_rate"
+    assert parameters[-1] == "kwargs"
+    named = parameters[1:-1]
+    assert named[-len(KERAS_TAIL):] == KERAS_TAIL
+    package = named[-len(KERAS_TAIL) - len(PACKAGE_ARGUMENTS):
+                    -len(KERAS_TAIL)]
+    assert package == PACKAGE_ARGUMENTS
+    # Every config key is an argument, and every argument is documented,
+    # in the signature's order.
+    config = cls().get_config()
+    assert set(config) <= set(named), set(config) - set(named)
+    doc = cls.__doc__.split("Args:")[1].split("References:")[0]
+    positions = []
+    for name in named:
+        match = re.search(rf"(^\s+|, ){name}[:,]", doc, re.M)
+        assert match, f"{cls.__name__} does not document {name}"
+        positions.append(match.start())
+    assert positions == sorted(positions), cls.__name__
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_names_are_unique_as_with_keras(cls):
+    names = [cls().name for _ in range(3)]
+    assert len(set(names)) == 3
+    adam = [keras.optimizers.Adam().name for _ in range(2)]
+    assert adam[0] != adam[1]
+    assert cls(name="mine").name == "mine"
+    restored = cls.from_config(cls(name="kept").get_config())
+    assert restored.name == "kept"
+
+
+def test_two_learning_rates_stay_apart_under_multi_optimizer_names():
+    first, second = ks.SignAdamPP(1e-3), ks.SignAdamPP(2e-3)
+    assert first.name != second.name
+    assert first.learning_rate.path != second.learning_rate.path
+
+
+def test_vote_docstring_quotes_the_packing_arithmetic():
+    doc = ks.SignAdamPP.__doc__
+    assert packing.bits_table() in " ".join(doc.split())
+    assert packing.bits_per_component(2) == pytest.approx(1.6)
+    # Independent of the packing code: a word holds floor(32 / log2(radix))
+    # digits when radix**k <= 2**32.
+    for replicas in (4, 12, 64, 128, 32768):
+        radix = 2 * replicas + 1
+        k = int(np.floor(32 / np.log2(radix) + 1e-12))
+        while radix ** k > 2**32:
+            k -= 1
+        assert packing.bits_per_component(replicas) == pytest.approx(32 / k)
+    assert packing.bits_per_component(12) == pytest.approx(16 / 3)
+    assert packing.bits_per_component(32768) == 32
+
+
+# ------------------------------------------------ the bound of the step
+def numpy_ratio_bound(beta_1s, beta_2):
+    """max |m_hat| / sqrt(v_hat) after len(beta_1s) steps, by
+    Cauchy-Schwarz over the explicit weights of m and v."""
+    t = len(beta_1s)
+    weights = []
+    for k in range(t):
+        w = 1.0 - beta_1s[k]
+        for i in range(k + 1, t):
+            w *= beta_1s[i]
+        weights.append(w)
+    a = sum(w * w / ((1 - beta_2) * beta_2 ** (t - 1 - k))
+            for k, w in enumerate(weights))
+    return np.sqrt(a * (1 - beta_2 ** t)) / (1 - np.prod(beta_1s))
+
+
+def float_steps(beta_1, beta_2, grads):
+    """|step| / lr per step of SignAdam with exact float64 moments."""
+    m = v = 0.0
+    steps = []
+    for t, g in enumerate(grads, start=1):
+        s = np.sign(g)
+        m = beta_1 * m + (1 - beta_1) * s
+        v = beta_2 * v + (1 - beta_2) * s * s
+        steps.append(abs(m / (1 - beta_1 ** t))
+                     / (np.sqrt(v / (1 - beta_2 ** t)) + 1e-8))
+    return np.array(steps)
+
+
+def test_numpy_bound_holds_for_exact_moments():
+    rng = np.random.default_rng(0)
+    for beta_1, beta_2 in ((0.9, 0.999), (0.9, 0.9), (0.5, 0.3)):
+        grads = np.concatenate([np.ones(30), np.zeros(200),
+                                rng.choice([-1, 0, 1], 100)])
+        steps = float_steps(beta_1, beta_2, grads)
+        bounds = [numpy_ratio_bound([beta_1] * t, beta_2)
+                  for t in range(1, len(grads) + 1)]
+        assert np.all(steps <= np.array(bounds) * (1 + 1e-9))
+
+
+@pytest.mark.parametrize("beta_1,beta_2", [(0.99, 0.9), (0.9, 0.8),
+                                           (0.5, 0.0)])
+def test_int8_refuses_pairs_without_a_finite_bound(beta_1, beta_2):
+    with pytest.raises(ValueError, match="beta_1.*beta_2"):
+        ks.SignAdam(beta_1=beta_1, beta_2=beta_2, state_dtype="int8")
+    optimizer = ks.SignAdamPP(beta_1=0.5, beta_2=max(beta_2, 0.3),
+                              state_dtype="int8")
+    with pytest.raises(ValueError, match="beta_1"):
+        optimizer.beta_1.assign(0.999)
+    # Float state accepts them, as Adam does.
+    ks.SignAdam(beta_1=beta_1, beta_2=beta_2)
+
+
+@pytest.mark.parametrize("state_dtype", ["int8", "bfloat16"])
+def test_tampered_codes_move_no_further_than_the_bound(state_dtype):
+    """m at its largest code and v at zero: an unclipped step would be
+    m_hat / epsilon (9e4 lr after 200 steps)."""
+    lr, steps = 1e-3, 200
+    variable = keras.Variable(np.zeros((64,), np.float32))
+    optimizer = ks.SignAdam(learning_rate=lr, state_dtype=state_dtype)
+    for _ in range(steps):
+        optimizer.apply([np.ones(64, np.float32)], [variable])
+    m, v = (optimizer._stored[n][0] for n in ("momentum", "velocity"))
+    m.assign(ops.cast(ops.ones(m.shape) * (127 if state_dtype == "int8"
+                                           else 1.0), m.dtype))
+    v.assign(ops.zeros(v.shape, v.dtype))
+    before = to_numpy(variable).copy()
+    optimizer.apply([np.zeros(64, np.float32)], [variable])
+    moved = np.abs(to_numpy(variable) - before) / lr
+    bound = numpy_ratio_bound([0.9] * (steps + 1), 0.999)
+    assert 1.0 < bound < 7.3
+    assert moved.max() <= bound * 1.001, moved.max()
+    assert moved.min() > 0.5 * bound
+
+
+def test_sparse_decaying_gradients_int8_steps_stay_within_float_reach():
+    """30 steps of gradient 1, then decaying gradients that fall under the
+    threshold (sparse signs, small v_hat): every int8 step stays under the
+    NumPy bound, and the largest is no larger than the float32 state's
+    largest step by more than the rounding of m."""
+    lr, n = 1e-3, 4096
+    rng = np.random.default_rng(1)
+    grads = [np.ones(n, np.float32)] * 30 + [
+        (rng.normal(size=n) * 2e-3 * 0.97 ** k).astype(np.float32)
+        for k in range(300)]
+    largest = {}
+    for state_dtype in (None, "int8"):
+        variable = keras.Variable(np.zeros((n,), np.float32))
+        optimizer = ks.SignAdamPP(learning_rate=lr, beta_2=0.99,
+                                  state_dtype=state_dtype)
+        biggest = 0.0
+        for t, g in enumerate(grads, start=1):
+            before = to_numpy(variable).copy()
+            optimizer.apply([g], [variable])
+            step = np.abs(to_numpy(variable) - before).max() / lr
+            assert step <= numpy_ratio_bound([0.9] * t, 0.99) * 1.001
+            biggest = max(biggest, step)
+        largest[state_dtype] = biggest
+    assert largest["int8"] <= largest[None] * 1.1 + 0.05, largest
