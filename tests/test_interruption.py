@@ -1,5 +1,9 @@
 """A run killed with SIGKILL mid-epoch and restarted ends exactly where an
-uninterrupted run ends: weights and every optimizer variable."""
+uninterrupted run ends: weights and every optimizer variable. Custom loops
+of every optimizer run in lockstep in one process, so one kill interrupts
+them all; `fit` with `BackupAndRestore` is killed with the optimizer whose
+state has every kind of variable (moments, hyperparameters, bias
+correction, counters)."""
 
 import os
 import signal
@@ -46,22 +50,26 @@ def load(workdir):
         return {k: data[k] for k in data.files}
 
 
-@pytest.mark.parametrize("mode,pause", [("fit", "2:3"), ("loop", "0:23")])
-@pytest.mark.parametrize("optimizer", OPTIMIZERS)
-def test_killed_and_resumed_equals_uninterrupted(optimizer, mode, pause,
+@pytest.mark.parametrize("mode,optimizers,pause", [
+    ("fit", ["SignAdamPP"], "2:3"),
+    ("loop", OPTIMIZERS, "0:23"),
+])
+def test_killed_and_resumed_equals_uninterrupted(mode, optimizers, pause,
                                                  tmp_path):
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     straight.mkdir()
     broken.mkdir()
-    reference = child(mode, optimizer, straight)
-    victim = child(mode, optimizer, broken, "--pause-at", pause)
+    names = ",".join(optimizers)
+    reference = child(mode, names, straight)
+    victim = child(mode, names, broken, "--pause-at", pause)
     kill_when_paused(victim)
     finish(reference)
     assert not (broken / "final.npz").exists()
-    finish(child(mode, optimizer, broken))
+    finish(child(mode, names, broken))
 
     expected, got = load(straight), load(broken)
     assert expected.keys() == got.keys()
-    assert any(k.startswith("optimizer_") for k in got)
+    for name in optimizers:
+        assert any(k.startswith(f"{name}/optimizer_") for k in got), name
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)

@@ -206,7 +206,7 @@ def test_memory_kept_per_model_stays_near_keras_adam(start_python):
     # keeps for every model, ours a little larger than Adam's.
     script = os.path.join(os.path.dirname(__file__), "scripts",
                           "memory_per_model.py")
-    children = {kind: start_python([script, kind, "16"])
+    children = {kind: start_python([script, kind, "10"])
                 for kind in ("signadampp", "adam")}
     kept = {}
     for kind, child in children.items():

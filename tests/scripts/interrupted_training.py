@@ -1,15 +1,17 @@
 """Child process for the interruption tests.
 
-    interrupted_training.py MODE OPTIMIZER WORKDIR [--pause-at EPOCH:BATCH]
+    interrupted_training.py MODE OPTIMIZERS WORKDIR [--pause-at EPOCH:BATCH]
 
 MODE `fit` trains with `model.fit` and `keras.callbacks.BackupAndRestore`
-(a backup every epoch); MODE `loop` trains a custom loop with a
-`tf.train.CheckpointManager` (a checkpoint every 5 steps). Either way the
-run resumes from WORKDIR's backup if there is one. With --pause-at the
+(a backup every epoch), one optimizer; MODE `loop` trains custom loops
+with a `tf.train.CheckpointManager` each (a checkpoint every 5 steps), for
+the comma-separated OPTIMIZERS in lockstep: one model per optimizer, step
+by step, so one kill interrupts all of them mid-epoch. Either way the run
+resumes from WORKDIR's backups if there are any. With --pause-at the
 process prints PAUSED and sleeps at that point (epoch and batch, 0-based;
 for `loop`, the global step), so the parent can kill it mid-epoch at a
 moment far from any save. At the end the weights and every optimizer
-variable are written to WORKDIR/final.npz.
+variable are written to WORKDIR/final.npz, keyed by optimizer.
 """
 
 import argparse
@@ -67,9 +69,10 @@ class PauseAt(keras.callbacks.Callback):
             pause()
 
 
-def run_fit(model, x, y, workdir, pause_at):
+def run_fit(models_by_name, x, y, workdir, pause_at):
+    (name, model), = models_by_name.items()
     callbacks = [keras.callbacks.BackupAndRestore(
-        os.path.join(workdir, "backup"), double_checkpoint=True,
+        os.path.join(workdir, name, "backup"), double_checkpoint=True,
         delete_checkpoint=False)]
     if pause_at:
         callbacks.append(PauseAt(*pause_at))
@@ -77,32 +80,50 @@ def run_fit(model, x, y, workdir, pause_at):
               verbose=0, callbacks=callbacks)
 
 
-def run_loop(model, x, y, workdir, pause_at):
-    optimizer = model.optimizer
-    optimizer.build(model.trainable_variables)
-    loss_fn = model.loss
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(
-        checkpoint, os.path.join(workdir, "ckpt"), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_consumed()
+class Loop:
+    """One model's custom loop with its own checkpoints."""
 
-    @tf.function
-    def train_step(xb, yb):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(yb, model(xb, training=True))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
+    def __init__(self, model, folder):
+        self.model, self.optimizer = model, model.optimizer
+        self.optimizer.build(model.trainable_variables)
+        self.checkpoint = tf.train.Checkpoint(model=model,
+                                              optimizer=self.optimizer)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, folder,
+                                                  max_to_keep=2)
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(
+                self.manager.latest_checkpoint).assert_consumed()
+        loss_fn = model.loss
 
+        @tf.function
+        def train_step(xb, yb):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            self.optimizer.apply(grads, model.trainable_variables)
+
+        self.train_step = train_step
+
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+
+def run_loop(models_by_name, x, y, workdir, pause_at):
+    loops = [Loop(model, os.path.join(workdir, name, "ckpt"))
+             for name, model in models_by_name.items()]
     steps_per_epoch = -(-len(x) // BATCH)
     total = EPOCHS * steps_per_epoch
     # The data order is a function of the step, so a restored run sees
-    # exactly the batches the uninterrupted one would.
-    while (step := int(optimizer.iterations.numpy())) < total:
+    # exactly the batches the uninterrupted one would; every loop was
+    # saved at the same steps.
+    while (step := min(loop.step() for loop in loops)) < total:
         start = (step % steps_per_epoch) * BATCH
-        train_step(x[start:start + BATCH], y[start:start + BATCH])
-        if (step + 1) % 5 == 0:
-            manager.save(checkpoint_number=step + 1)
+        for loop in loops:
+            if loop.step() == step:
+                loop.train_step(x[start:start + BATCH],
+                                y[start:start + BATCH])
+                if (step + 1) % 5 == 0:
+                    loop.manager.save(checkpoint_number=step + 1)
         if pause_at and step == pause_at[1]:
             pause()
 
@@ -110,7 +131,7 @@ def run_loop(model, x, y, workdir, pause_at):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["fit", "loop"])
-    parser.add_argument("optimizer", choices=list(OPTIMIZERS))
+    parser.add_argument("optimizers")
     parser.add_argument("workdir")
     parser.add_argument("--pause-at", default=None)
     args = parser.parse_args()
@@ -118,12 +139,19 @@ def main():
                 if args.pause_at else None)
     (x, y), _ = datasets.load_digits()
     x, y = x[:640], y[:640]
-    model = build(args.optimizer)
+    names = args.optimizers.split(",")
+    unknown = set(names) - set(OPTIMIZERS)
+    if unknown or (args.mode == "fit" and len(names) != 1):
+        parser.error(f"optimizers: {args.optimizers!r}")
+    models_by_name = {name: build(name) for name in names}
     run = run_fit if args.mode == "fit" else run_loop
-    run(model, x, y, args.workdir, pause_at)
-    arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v)
-                   for i, v in enumerate(model.optimizer.variables)})
+    run(models_by_name, x, y, args.workdir, pause_at)
+    arrays = {}
+    for name, model in models_by_name.items():
+        arrays.update({f"{name}/weight_{i}": w
+                       for i, w in enumerate(model.get_weights())})
+        arrays.update({f"{name}/optimizer_{i}": v.numpy()
+                       for i, v in enumerate(model.optimizer.variables)})
     np.savez(os.path.join(args.workdir, "final.npz"), **arrays)
     print("DONE", flush=True)
     return 0

@@ -1,7 +1,9 @@
 """Majority-vote aggregation under MirroredStrategy on logical CPUs.
 
-    majority_vote.py steps REPLICAS INPUT.npz OUTPUT.npz
+    majority_vote.py steps REPLICAS INPUT.npz OUTPUT.npz [FIT.json]
     majority_vote.py fit REPLICAS OUTPUT.json
+
+(`steps` with FIT.json also does what `fit` does, in the same process.)
 
 One replica count per process: TensorFlow keys collective groups per
 process, and a group of one size cannot be joined later at another.
@@ -197,6 +199,9 @@ def main():
         for case in cases:
             out.update(run_steps(case, arrays, log))
         np.savez(sys.argv[4], **out)
+        if len(sys.argv) > 5:
+            with open(sys.argv[5], "w") as f:
+                json.dump(fit_rows(replicas), f)
     elif mode == "fit":
         with open(sys.argv[3], "w") as f:
             json.dump(fit_rows(replicas), f)

@@ -1,9 +1,11 @@
 """One worker of a two-worker MultiWorkerMirroredStrategy run on loopback.
 
-    multi_worker.py INDEX PORT0 PORT1 OPTIMIZER OUTPUT.npz
+    multi_worker.py INDEX PORT0 PORT1 OPTIMIZERS OUTPUT.npz
 
-Trains a few steps on the bundled digits and writes the final weights and
-optimizer variables. Keras 3's `model.fit` does not run under this strategy
+Trains a few steps on the bundled digits with each of the comma-separated
+OPTIMIZERS in turn (one model each, under the one strategy a process may
+create) and writes the final weights and optimizer variables, keyed by
+optimizer. Keras 3's `model.fit` does not run under this strategy
 (keras-team/keras#20585: the per-replica batch reaches a tensor
 conversion), so the steps are a custom loop: `strategy.run` with
 `optimizer.apply`, which all-reduces the gradients and updates every
@@ -14,7 +16,7 @@ import json
 import os
 import sys
 
-index, port0, port1, name, output = sys.argv[1:6]
+index, port0, port1, names, output = sys.argv[1:6]
 os.environ["TF_CONFIG"] = json.dumps({
     "cluster": {"worker": [f"127.0.0.1:{port0}", f"127.0.0.1:{port1}"]},
     "task": {"type": "worker", "index": int(index)},
@@ -47,37 +49,47 @@ options.experimental_distribute.auto_shard_policy = (
     tf.data.experimental.AutoShardPolicy.DATA)
 dataset = strategy.experimental_distribute_dataset(
     dataset.with_options(options))
-with strategy.scope():
-    keras.utils.set_random_seed(0)
-    model = models.mlp((8, 8, 1), 10, width=24)
-    optimizer = FACTORIES[name]()
-    optimizer.build(model.trainable_variables)
 loss_fn = keras.losses.SparseCategoricalCrossentropy(
     from_logits=True, reduction="none")
 
 
-@tf.function
-def train_step(batch):
-    def step(xb, yb):
-        with tf.GradientTape() as tape:
-            per_example = loss_fn(yb, model(xb, training=True))
-            loss = tf.nn.compute_average_loss(
-                per_example, global_batch_size=GLOBAL_BATCH)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply(grads, model.trainable_variables)
-        return loss
+def train(name):
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = models.mlp((8, 8, 1), 10, width=24)
+        optimizer = FACTORIES[name]()
+        optimizer.build(model.trainable_variables)
 
-    losses = strategy.run(step, args=batch)
-    return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+    @tf.function
+    def train_step(batch):
+        def step(xb, yb):
+            with tf.GradientTape() as tape:
+                per_example = loss_fn(yb, model(xb, training=True))
+                loss = tf.nn.compute_average_loss(
+                    per_example, global_batch_size=GLOBAL_BATCH)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply(grads, model.trainable_variables)
+            return loss
+
+        losses = strategy.run(step, args=batch)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses,
+                               axis=None)
+
+    epoch_losses = []
+    for _ in range(2):
+        epoch_losses.append(np.mean([float(train_step(b))
+                                     for b in dataset]))
+    arrays = {f"{name}/weight_{i}": w
+              for i, w in enumerate(model.get_weights())}
+    arrays.update({f"{name}/optimizer_{i}": v.numpy()
+                   for i, v in enumerate(optimizer.variables)})
+    arrays[f"{name}/loss"] = np.array(epoch_losses)
+    return arrays
 
 
-epoch_losses = []
-for _ in range(2):
-    epoch_losses.append(np.mean([float(train_step(b)) for b in dataset]))
-arrays = {f"weight_{i}": w for i, w in enumerate(model.get_weights())}
-arrays.update({f"optimizer_{i}": keras.ops.convert_to_numpy(v)
-               for i, v in enumerate(optimizer.variables)})
-arrays["loss"] = np.array(epoch_losses)
+arrays = {}
+for name in names.split(","):
+    arrays.update(train(name))
 arrays["replicas"] = np.array(strategy.num_replicas_in_sync)
 np.savez(output, **arrays)
 print("DONE", flush=True)
