@@ -1,26 +1,35 @@
 # `make run`: the optimizer comparison on the bundled digits (no download).
-# `make test`: the test suite, then the core tests at the oldest Keras.
-# Both create the virtual environment .venv and install what they need:
-# `run` the `compare` extra only, `test` the test extra on top.
+# `make test`: the linter, the test suite, then the core tests at the
+# oldest Keras. Both create the virtual environment .venv and install what
+# they need: `run` the `compare` extra only, `test` the test extra on top.
+# `make docs`: the documentation site (the `docs` extra), warnings as
+# errors.
 
 PYTHON ?= python3
 VENV := .venv
 SETUP := $(shell cksum setup.py | cut -d' ' -f1)
 RUN_STAMP := $(VENV)/.run-$(SETUP)
 TEST_STAMP := $(VENV)/.test-$(SETUP)
+DOCS_STAMP := $(VENV)/.docs-$(SETUP)
 FLOOR_KERAS := $(shell sed -n 's/^MINIMUM_KERAS = "\(.*\)"/\1/p' keras_signadam/compat.py)
 FLOOR := .floor/keras-$(FLOOR_KERAS)
 
-.PHONY: run test test-suite test-floor benchmarks benchmarks-gpu \
-	tutorial-outputs wheel
+.PHONY: run test lint test-suite test-floor docs benchmarks \
+	benchmarks-gpu tutorial-outputs wheel
 
 run: $(RUN_STAMP)
 	$(VENV)/bin/keras-signadam compare
 
-test: test-suite test-floor
+test: lint test-suite test-floor
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+
+docs: $(DOCS_STAMP)
+	$(VENV)/bin/mkdocs build --strict
 
 test-suite: $(TEST_STAMP)
-	$(VENV)/bin/python -m pytest -n 2 tests
+	$(VENV)/bin/python -m pytest -n 3 tests
 
 # The core tests (update rules against the references, saving, the XLA
 # path) with the oldest Keras that setup.py allows, over the same
@@ -60,6 +69,7 @@ benchmarks: $(TEST_STAMP)
 	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state,SignAdamPP int8 state"
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/wide_grid --factors 0.3,1,3,10,30,100
+	$(VENV)/bin/python -m benchmarks.when_to_use
 
 # On a GPU machine with JAX and Keras (TensorFlow is not needed): the
 # update step at 8x the parameters and at the size above, and the quality
@@ -88,6 +98,10 @@ $(VENV)/bin/python:
 
 $(RUN_STAMP): setup.py | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -q -e ".[compare]"
+	touch $@
+
+$(DOCS_STAMP): setup.py | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -q -e ".[tensorflow,docs]"
 	touch $@
 
 $(TEST_STAMP): setup.py | $(VENV)/bin/python

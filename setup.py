@@ -26,6 +26,7 @@ setup(
     ),
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="Apache-2.0",
     packages=find_packages(include=["keras_signadam", "keras_signadam.*"]),
     python_requires=">=3.10",
     # The optimizers need Keras and NumPy, and a backend for Keras to run
@@ -41,9 +42,12 @@ setup(
         # an independent implementation the JAX tests compare with. torch
         # is pinned: the test machines hold the CPU build of this release,
         # while an open range would fetch a CUDA build (several GB).
-        # pytest-xdist runs the suite on two processes.
+        # pytest-xdist runs the suite on two processes; ruff is the linter
+        # `make test` runs.
         "test": COMPARE + ["pytest", "pytest-xdist", "hypothesis", "h5py",
-                           "jax[cpu]", "optax", "torch==2.13.0"],
+                           "jax[cpu]", "optax", "torch==2.13.0", "ruff"],
+        # `make docs`: the documentation site with the API reference.
+        "docs": ["mkdocs", "mkdocstrings[python]"],
     },
     entry_points={
         "console_scripts": [
@@ -51,7 +55,14 @@ setup(
         ],
     },
     classifiers=[
+        "Development Status :: 4 - Beta",
+        "Intended Audience :: Science/Research",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: Apache Software License",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
+        "Topic :: Software Development :: Libraries :: Python Modules",
     ],
 )

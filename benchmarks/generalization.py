@@ -19,12 +19,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from benchmarks import machine  # noqa: E402
 from keras_signadam.comparison import datasets  # noqa: E402
 from keras_signadam.comparison import models  # noqa: E402
-from keras_signadam.comparison.training import (  # noqa: E402
-    train_and_evaluate,
-)
-from benchmarks import machine  # noqa: E402
+from keras_signadam.comparison.training import train_and_evaluate  # noqa: E402
 
 SEEDS = (0, 1, 2)
 

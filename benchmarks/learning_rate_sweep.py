@@ -20,12 +20,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from benchmarks import machine  # noqa: E402
 from keras_signadam.comparison import datasets  # noqa: E402
 from keras_signadam.comparison import models  # noqa: E402
-from keras_signadam.comparison.training import (  # noqa: E402
-    train_and_evaluate,
-)
-from benchmarks import machine  # noqa: E402
+from keras_signadam.comparison.training import train_and_evaluate  # noqa: E402
 
 LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 BATCH_SIZES = (32, 512)

@@ -29,9 +29,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_signadam as ks  # noqa: E402
+from benchmarks import machine  # noqa: E402
 from keras_signadam.comparison import datasets  # noqa: E402
 from keras_signadam.comparison import models  # noqa: E402
-from benchmarks import machine  # noqa: E402
 
 SETTINGS = {"absolute, delta = 5e-4": (5e-4, "absolute"),
             "relative, delta = 0.5": (0.5, "relative")}

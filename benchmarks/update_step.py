@@ -237,7 +237,8 @@ def main(argv=None):
                  f"{n / t / 1e6:.0f} | {moved} | {effective / 1e9:.1f} | "
                  f"{effective / bandwidth:.2f} | {state[name]:.2f} |")
     emit()
-    emit("## Targets for `SignAdamPP()` and `SignAdamPP(state_dtype=\"bfloat16\")`")
+    emit("## Targets for `SignAdamPP()` and "
+         "`SignAdamPP(state_dtype=\"bfloat16\")`")
     emit()
     t_xla = np.median(times["SignAdamPP", "XLA step"])
     ratio_xla = t_xla / np.median(times["keras Adam", "XLA step"])

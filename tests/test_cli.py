@@ -112,6 +112,8 @@ def test_answers_without_importing_tensorflow(args, run_python):
     assert "imported tensorflow: False" in result.stdout
     if args == ["--version"]:
         assert result.stdout.startswith("keras-signadam 0.")
+    if args == ["--help"]:
+        assert "compare (the default)" in result.stdout
     assert not [line for line in result.stderr.splitlines()
                 if any(word in line for word in NOISE)]
 
@@ -153,8 +155,11 @@ def test_unprepared_dataset_offline_fails_fast(tmp_path, capsys,
                   str(tmp_path / "tfds"), "--output", str(out)])
     assert time.monotonic() - start < 60  # not minutes of retries
     assert exit_info.value.code == 2
-    lines = error_lines(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    lines = error_lines(err)
     assert len(lines) == 1, lines
+    # Exactly that line: no warning from tfds about missing folders.
+    assert [line for line in err.splitlines() if line.strip()] == lines, err
     assert "'mnist' is not prepared in" in lines[0]
     assert "download_and_prepare()" in lines[0]
     assert not out.exists()
@@ -298,3 +303,14 @@ def test_without_matplotlib_every_optimizer_trains_and_files_follow_umask(
     assert stdout.count("matplotlib is not installed") == 1
     assert not (out / "curves.png").exists()
     assert os.stat(out / "results.json").st_mode & 0o777 == 0o640
+
+
+def test_curves_of_the_package_optimizers_are_told_apart():
+    from keras_signadam.comparison import choices
+    from keras_signadam.comparison import plots
+
+    styles = plots._styles(list(choices.OWN_OPTIMIZERS))
+    looks = [(s["marker"], str(s["linestyle"]), s["color"])
+             for s in styles.values()]
+    for part in range(3):  # marker, line style and colour each differ
+        assert len({look[part] for look in looks}) == len(looks)

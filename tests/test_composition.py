@@ -311,3 +311,14 @@ def test_sparse_decaying_gradients_int8_steps_stay_within_float_reach():
             biggest = max(biggest, step)
         largest[state_dtype] = biggest
     assert largest["int8"] <= largest[None] * 1.1 + 0.05, largest
+
+
+@pytest.mark.parametrize("cls", OPTIMIZERS)
+def test_compile_accepts_the_class_name_as_keras_does(cls):
+    module = cls.__module__.rsplit(".", 1)[-1]
+    for identifier in (cls.__name__, cls.__name__.lower(), module,
+                       f"keras_signadam>{cls.__name__}"):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=identifier, loss="mse")
+        assert type(model.optimizer) is cls, identifier
+    assert type(keras.optimizers.get("Adam")) is keras.optimizers.Adam

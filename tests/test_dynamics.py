@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 
 import keras_signadam as ks
+from keras_signadam import landscape
 from keras_signadam.comparison import datasets
 from keras_signadam.comparison import models
-from keras_signadam import landscape
-from tests.helpers import to_numpy
 
 
 @pytest.fixture(scope="module")

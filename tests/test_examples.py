@@ -58,7 +58,8 @@ def test_tpu_training_falls_back_on_cpu_under_mock_data():
         "sys.argv = ['tpu_training.py', '--epochs', '2', '--steps-per-epoch',"
         " '3', '--batch-size', '8', '--steps-per-execution', '2']\n"
         "with tfds.testing.mock_data(num_examples=64):\n"
-        f"    runpy.run_path({os.path.join(ROOT, 'examples', 'tpu_training.py')!r},"
+        "    runpy.run_path("
+        f"{os.path.join(ROOT, 'examples', 'tpu_training.py')!r},"
         " run_name='__main__')\n"
     )
     result = run_python(["-c", code])

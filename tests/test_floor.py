@@ -35,7 +35,7 @@ def test_running_keras_is_at_least_the_floor():
 
 
 def test_private_keras_names_appear_only_in_compat():
-    pattern = re.compile(r"\.(%s)\b" % "|".join(PRIVATE_KERAS_NAMES))
+    pattern = re.compile(r"\.(" + "|".join(PRIVATE_KERAS_NAMES) + r")\b")
     offenders = []
     for path in glob.glob(os.path.join(ROOT, "keras_signadam", "**", "*.py"),
                           recursive=True):

@@ -187,15 +187,16 @@ def sequences():
         lambda a, b: (tf.reshape(a, [tf.shape(a)[0], -1]), b))
 
 
+# The three features unknown dimensions broke (the relative threshold,
+# NovoGrad's norms, the statistics), under the default compile, an
+# XLA-compiled train step and mixed precision; every optimizer meets such
+# gradients in `test_gradients_with_unknown_static_dimensions`.
 @pytest.mark.parametrize("name,make,compile_args", [
-    ("SignSGD relative", lambda: ks.SignSGD(
-        threshold=0.5, threshold_mode="relative"), {}),
-    ("Signum", lambda: ks.Signum(track_statistics=True), {}),
-    ("SignAdam jit", lambda: ks.SignAdam(), {"jit_compile": True}),
+    ("SignAdam jit", lambda: ks.SignAdam(track_statistics=True),
+     {"jit_compile": True}),
     ("SignAdamPP recipe", lambda: ks.SignAdamPP(
         threshold=0.25, threshold_mode="relative", confidence="soft"), {}),
     ("SignAdamPP adaptive", lambda: ks.SignAdamPP(), {}),
-    ("NovoGrad", lambda: ks.NovoGrad(), {}),
     ("NovoGrad mixed", lambda: ks.NovoGrad(), {"mixed": True}),
 ])
 def test_a_small_transformer_trains(name, make, compile_args):

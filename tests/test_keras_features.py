@@ -1,6 +1,5 @@
 """Everything Keras's base optimizer offers keeps working."""
 
-import functools
 
 import keras
 import numpy as np

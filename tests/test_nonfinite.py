@@ -54,7 +54,8 @@ def test_whole_nan_tensor_leaves_parameter_unmoved_at_first_step(cls):
 
 def test_training_continues_after_nan_batch():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
-    model.compile(optimizer=ks.SignAdamPP(learning_rate=1e-2, track_statistics=True),
+    model.compile(optimizer=ks.SignAdamPP(learning_rate=1e-2,
+                                          track_statistics=True),
                   loss="mse")
     x = np.random.default_rng(0).normal(size=(64, 4)).astype("float32")
     y = x.sum(axis=1, keepdims=True)

@@ -66,8 +66,9 @@ def test_direct_writes_are_validated_and_saved_models_load(cls, name,
 
 
 def test_a_tampered_saved_value_is_refused_by_name(tmp_path):
-    import h5py
     import zipfile
+
+    import h5py
 
     x, y = digits_like()
     model = compiled(ks.SignAdamPP())
@@ -206,7 +207,7 @@ def test_memory_kept_per_model_stays_near_keras_adam(start_python):
     # keeps for every model, ours a little larger than Adam's.
     script = os.path.join(os.path.dirname(__file__), "scripts",
                           "memory_per_model.py")
-    children = {kind: start_python([script, kind, "10"])
+    children = {kind: start_python([script, kind, "8"])
                 for kind in ("signadampp", "adam")}
     kept = {}
     for kind, child in children.items():

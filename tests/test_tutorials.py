@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.helpers import ROOT
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb")))
 
 
@@ -79,3 +80,32 @@ def test_install_instructions_work_from_this_repository():
         with open(path, encoding="utf-8") as f:
             text = f.read()
         assert not by_name.search(text), (path, by_name.search(text))
+
+
+class Shell:
+    """Records the magics a notebook cell runs."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run_line_magic(self, name, line):
+        self.calls.append((name, line))
+
+
+@pytest.mark.parametrize("folder", ["", "tutorials"])
+def test_install_cells_find_the_repository(folder, monkeypatch):
+    """The install cell, where keras_signadam is not importable, installs
+    this clone from the repository root and from tutorials/ alike."""
+    import json
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_signadam", None)
+    monkeypatch.chdir(os.path.join(ROOT, folder))
+    for path in NOTEBOOKS:
+        with open(path, encoding="utf-8") as f:
+            cells = json.load(f)["cells"]
+        source = next("".join(c["source"]) for c in cells
+                      if "run_line_magic" in "".join(c["source"]))
+        shell = Shell()
+        exec(source, {"get_ipython": lambda shell=shell: shell})
+        assert shell.calls == [("pip", f"install -q '{ROOT}[compare]'")], path

@@ -9,7 +9,6 @@ from benchmarks.quality import optimizers
 from benchmarks.quality import summary
 from benchmarks.quality.tasks import TASKS
 
-
 TASK_HEADER = ("| optimizer | schedule | lr | test acc | gap | epochs to 95% "
                "| s/epoch | test acc per lr |")
 STUDY_HEADER = "| task | configuration | lr | test acc | gap |"
@@ -97,7 +96,7 @@ def _targets(emit, best, studies, args, recipe):
              f"{within} of {len(rows)} tasks (target: all), above Adam on "
              f"{above} (target: at least 2): "
              f"{'met' if within == len(rows) and above >= 2 else 'NOT met'}.")
-        for task, (ours, adam, ok, up) in rows.items():
+        for task, (ours, adam, ok, _) in rows.items():
             emit(f"  - {task}: {_pm(ours.test, ours.test_error)} vs Adam "
                  f"{_pm(adam.test, adam.test_error)}"
                  f"{'' if ok else ' (below)'}")
@@ -108,7 +107,7 @@ def _targets(emit, best, studies, args, recipe):
              f"threshold without losing accuracy on {narrower} of "
              f"{len(rows)} tasks (target: at least 3): "
              f"{'met' if narrower >= 3 else 'NOT met'}.")
-        for task, (fixed, adaptive, narrow, kept) in rows.items():
+        for task, (fixed, adaptive, _, _) in rows.items():
             emit(f"  - {task}: gap {adaptive.gap:.4f} vs {fixed.gap:.4f}, "
                  f"test {adaptive.test:.4f} vs {fixed.test:.4f}")
     emit()

@@ -84,8 +84,8 @@ def _test_accuracy_recorder(x, y):
 
 
 def run(spec):
-    from keras_signadam.comparison.training import train_and_evaluate
     from benchmarks.quality.tasks import TASKS
+    from keras_signadam.comparison.training import train_and_evaluate
 
     task = TASKS[spec["task"]]
     train, val, test = _data(task, spec["fraction"])

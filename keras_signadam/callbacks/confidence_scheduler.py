@@ -40,7 +40,8 @@ class ConfidenceScheduler(keras.callbacks.Callback):
         self.verbose = verbose
 
     def on_epoch_begin(self, epoch, logs=None):
-        optimizer = common.threshold_optimizer(self.model, "ConfidenceScheduler")
+        optimizer = common.threshold_optimizer(self.model,
+                                               "ConfidenceScheduler")
         current = common.get_threshold(optimizer)
         value = common.set_threshold(
             optimizer, self.schedule(epoch, current), "schedule(epoch)"

@@ -39,7 +39,8 @@ def _positive_int(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer, got {text!r}") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
     return value
@@ -49,7 +50,8 @@ def _seed(text):
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer, got {text!r}") from None
     if not 0 <= value < 2**32:
         raise argparse.ArgumentTypeError(
             f"must be in 0 .. 2**32 - 1, got {value}")
@@ -65,7 +67,7 @@ def _learning_rates(text):
             rate = float(value)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"expected NAME=RATE pairs, got {item!r}")
+                f"expected NAME=RATE pairs, got {item!r}") from None
         if not (math.isfinite(rate) and 0 < rate <= FLOAT32_MAX):
             raise argparse.ArgumentTypeError(
                 f"learning rate for {name} must be a finite number > 0 "
@@ -77,11 +79,18 @@ def _learning_rates(text):
 def build_parser():
     parser = _Parser(
         prog=PROGRAM,
-        description="Keras optimizers driven by the sign of the gradient.",
+        description="Keras optimizers driven by the sign of the gradient. "
+                    "`compare` is the default command: "
+                    f"`{PROGRAM} --epochs 5` runs `{PROGRAM} compare "
+                    "--epochs 5`.",
     )
     parser.add_argument("--version", action="version",
                         version=f"{PROGRAM} {__version__}")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+    commands = parser.add_subparsers(
+        dest="command", parser_class=_Parser, title="commands",
+        metavar="{compare}",
+        help="compare (the default): train one model with several "
+             "optimizers; see `compare --help`")
     run = commands.add_parser(
         "compare", help="train one model with several optimizers",
         description="Train the same model with each optimizer; print a "

@@ -10,20 +10,22 @@ __all__ = ["NovoGrad", "SignAdam", "SignAdamPP", "SignSGD", "Signum"]
 
 
 def _register_short_names():
-    """`model.compile(optimizer="signadampp")`, as with Keras's "adam".
+    """`model.compile(optimizer="SignAdamPP")`, as with Keras's "Adam" and
+    "adam".
 
     Keras resolves a string identifier through the registry of custom
     objects; the decorator registers "keras_signadam>SignAdamPP" (also
-    usable as a string), and these entries add the lower-case class and
-    module names ("signadampp", "sign_adam_pp"). Configs and saved models
-    keep the full registered name.
+    usable as a string), and these entries add the class name and the
+    lower-case class and module names ("SignAdamPP", "signadampp",
+    "sign_adam_pp"). Configs and saved models keep the full registered
+    name.
     """
     import keras
 
     registry = keras.saving.get_custom_objects()
     for cls in (NovoGrad, SignAdam, SignAdamPP, SignSGD, Signum):
         module_name = cls.__module__.rsplit(".", 1)[-1]
-        for alias in (cls.__name__.lower(), module_name):
+        for alias in (cls.__name__, cls.__name__.lower(), module_name):
             registry.setdefault(alias, cls)
 
 

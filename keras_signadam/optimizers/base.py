@@ -233,9 +233,9 @@ class Optimizer(compat.KerasHooks):
         array per model variable (None where it keeps no state)."""
         stored = self._stored[name]
         bound = self.moment_bound(name)
-        return [None if v is None else np.asarray(ops.convert_to_numpy(
+        return [None if v is None else hyperparameters.value_of(
                     stored.codec.decode(ops.convert_to_tensor(v.value),
-                                        "float32", bound)))
+                                        "float32", bound))
                 for v in stored]
 
     def add_state_variables(self, var_list, name, **kwargs):
@@ -353,7 +353,8 @@ class Optimizer(compat.KerasHooks):
         elif not (np.all(np.isfinite(value)) and np.all(value >= 0)):
             raise ValueError(
                 "The learning rate must be a finite number >= 0 at every "
-                f"step; at step {int(self.iterations.numpy())}"
+                f"step; at step "
+                f"{int(hyperparameters.value_of(self.iterations))}"
                 f" it is {value!r} (check the learning rate schedule)."
             )
         apply(learning_rate)

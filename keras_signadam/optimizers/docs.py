@@ -6,34 +6,37 @@ uses `{{state_arguments}}`, its own line, then `{{keras_arguments}}`."""
 
 from keras_signadam.backend import packing
 
-AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
-            combine their gradients. `"sum"` (default): Keras's exact
+_BITS = packing.bits_table()
+
+AGGREGATION_DOC = f"""aggregation: How the replicas of a `tf.distribute`
+            strategy combine their gradients. `"sum"` (default): Keras's exact
             float32 all-reduce. `"majority_vote"`: each replica sends only
             the ternary signal of its own gradient share (its hard
             confidence-filtered sign, compared with the threshold after
             scaling the share by the number of replicas R to the global
-            gradient's scale), packed into 32-bit words at {bits} bits per
-            component (by number of replicas); every replica applies the
-            same update with sign(sum of the signals) in place of the
-            signal, so replicas stay identical. 10x fewer bytes than the
+            gradient's scale), packed into 32-bit words at {_BITS}
+            bits per component (by number of replicas); every replica
+            applies the same update with sign(sum of the signals) in place
+            of the signal, so replicas stay identical. 10x fewer bytes than the
             float32 all-reduce at 4 replicas
             (`benchmarks/results/communication.md`). Needs
             `confidence="hard"`. With `track_statistics=True`, `sparsity`
             is the fraction of zero votes; non-finite components are zeroed
             on each replica before its signal is formed, but not counted.
             No effect on one device, outside `tf.distribute`, or on the JAX
-            and PyTorch backends.""".format(bits=packing.bits_table())
+            and PyTorch backends."""
 
-SUM_ONLY_AGGREGATION_DOC = """aggregation: How the replicas of a `tf.distribute` strategy
-            combine their gradients: only `"sum"` (Keras's exact float32
-            all-reduce), since the update does not use the sign of the
-            gradient."""
+SUM_ONLY_AGGREGATION_DOC = """aggregation: How the replicas of a
+            `tf.distribute` strategy combine their gradients: only
+            `"sum"` (Keras's exact float32 all-reduce), since the update
+            does not use the sign of the gradient."""
 
-STATE_ARGUMENTS_DOC = """state_dtype: The dtype the per-parameter moments are stored in:
-            `None` (default: float32, or float64 for float64 variables),
-            `"float32"`, `"bfloat16"` or `"int8"`. bfloat16 halves the
-            state's memory and bytes moved per step; each moment is still
-            computed in float32 and then rounded stochastically (unbiased,
+STATE_ARGUMENTS_DOC = """state_dtype: The dtype the per-parameter moments are
+            stored in: `None` (default: float32, or float64 for float64
+            variables), `"float32"`, `"bfloat16"` or `"int8"`. bfloat16
+            halves the state's memory and bytes moved per step; each
+            moment is still computed in float32 and then rounded
+            stochastically (unbiased,
             with random bits hashed from the step and element index, so
             runs repeat exactly and resume exactly). `"int8"` (SignAdam
             and SignAdamPP, whose moments are bounded) stores 8-bit codes
@@ -56,14 +59,22 @@ STATE_ARGUMENTS_DOC = """state_dtype: The dtype the per-parameter moments are st
             already XLA-compiled. Defaults to `True`; `False` runs plain
             ops."""
 
-WEIGHT_DECAY_DOC = """weight_decay: Decoupled weight decay lambda >= 0, applied as
-            `theta <- theta - learning_rate * lambda * theta`. Defaults to
+WEIGHT_DECAY_DOC = """weight_decay: Decoupled weight decay lambda >= 0, applied
+            as `theta <- theta - learning_rate * lambda * theta`. Defaults to
             `None` (none)."""
 
-KERAS_ARGUMENTS_DOC = """clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum,
-        ema_overwrite_frequency, loss_scale_factor,
-        gradient_accumulation_steps: As in `keras.optimizers.Optimizer`
-            (clipping values and `loss_scale_factor` must be > 0).
+KERAS_ARGUMENTS_DOC = """clipnorm: Clip each gradient to this norm (> 0), as in
+            `keras.optimizers.Optimizer`.
+        clipvalue: Clip each gradient component to this magnitude (> 0).
+        global_clipnorm: Clip all gradients to this global norm (> 0).
+        use_ema: Keep an exponential moving average of the weights.
+        ema_momentum: Its momentum.
+        ema_overwrite_frequency: How often (in steps) the average
+            overwrites the weights.
+        loss_scale_factor: A factor (> 0) the loss is multiplied by and
+            the gradients divided by.
+        gradient_accumulation_steps: Accumulate gradients over this many
+            steps (>= 2) before each update.
         name: The optimizer's name. Defaults to `None`: a unique name
             from the class name, as Keras names its own optimizers."""
 

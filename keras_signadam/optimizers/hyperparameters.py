@@ -11,9 +11,8 @@ inspected when they are written; the update rules keep them from corrupting
 anything (see each optimizer).
 """
 
-import numpy as np
-
 import keras
+import numpy as np
 
 from keras_signadam import checks
 from keras_signadam import compat
@@ -39,7 +38,7 @@ def concrete(value):
     if _symbolic(value):
         return None
     if isinstance(value, keras.Variable):
-        return np.asarray(value.numpy())
+        return value_of(value)
     return np.asarray(keras.ops.convert_to_numpy(value))
 
 
@@ -84,10 +83,18 @@ def add_hyperparameter(optimizer, argument, value, check):
     return variable
 
 
+def value_of(variable):
+    """A variable's current value as a NumPy array, read without NumPy's
+    array protocol on the Keras variable (which warns under NumPy 2)."""
+    if keras.backend.backend() == "tensorflow":
+        return np.asarray(variable.numpy())
+    return np.asarray(keras.ops.convert_to_numpy(
+        getattr(variable, "value", variable)))
+
+
 def read(variable):
-    """A hyperparameter variable's current value as a Python float (read
-    without NumPy's array protocol, which warns for variables)."""
-    return float(np.asarray(variable.numpy()))
+    """A hyperparameter variable's current value as a Python float."""
+    return float(value_of(variable))
 
 
 def guard_learning_rate(optimizer):

@@ -6,8 +6,8 @@ from keras_signadam import compat
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import docs
 from keras_signadam.optimizers import hyperparameters
-from keras_signadam.optimizers import storage
 from keras_signadam.optimizers import reductions
+from keras_signadam.optimizers import storage
 
 # Largest finite float32: a layer's squared gradient norm is clamped to it,
 # so an enormous gradient gives a tiny step instead of an infinite state.

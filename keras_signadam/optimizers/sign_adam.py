@@ -164,7 +164,7 @@ class SignAdam(base.Optimizer):
     def moment_bound(self, name):
         if name != "velocity":
             return 1.0
-        steps = float(np.asarray(self._history.steps.numpy()))
+        steps = float(hyperparameters.value_of(self._history.steps))
         return float(bias_correction.one_minus_power(
             bias_correction.python_log(self.beta_2), np.float32(steps)))
 

@@ -20,8 +20,9 @@ class Signum(base.Optimizer):
 
     With `aggregation="majority_vote"` the replicas vote on sign(g) and g
     above is their vote: the momentum, like all state, stays the same on
-    every replica. One state tensor per variable. Keras's `Lion` differs: it takes the sign
-    of an interpolation with `beta_1` and keeps the state with `beta_2`.
+    every replica. One state tensor per variable. Keras's `Lion` differs:
+    it takes the sign of an interpolation with `beta_1` and keeps the state
+    with `beta_2`.
     `momentum` is held in a validated optimizer variable, so it can be
     annealed during training (`keras_signadam.callbacks.MomentumScheduler`).
 

@@ -41,7 +41,7 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
             _colocated(
                 optimizer,
                 variable,
-                lambda v=variable: optimizer.add_variable(
+                lambda v=variable, path=path: optimizer.add_variable(
                     shape=v.shape if shape is None else shape,
                     initializer=initializer,
                     dtype=dtype or compute_dtype(v),

@@ -11,10 +11,9 @@ checkpoints hold the same variables either way.
 
 import math
 
-import numpy as np
-
 from keras import ops
 
+from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
 
@@ -74,7 +73,7 @@ class Counters:
 
     def _column(self, column):
         return [
-            (int(np.asarray(c.numpy())[column]), n)
+            (int(hyperparameters.value_of(c)[column]), n)
             for c, n in zip(self._counters, self._sizes) if c is not None
         ]
 

@@ -20,7 +20,6 @@ os.environ["XLA_FLAGS"] = (
 import jax  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from same_batches import FACTORIES  # noqa: E402
 from same_batches import compiled_model  # noqa: E402
 from same_batches import fit  # noqa: E402

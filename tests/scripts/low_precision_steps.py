@@ -3,8 +3,8 @@ on the backend Keras runs: the last 8 parameters after 20 steps."""
 
 import sys
 
-import numpy as np
 import keras
+import numpy as np
 
 import keras_signadam as ks
 

@@ -8,9 +8,10 @@ MirroredStrategy with single-device `fit` on the same global batches:
   many compiled update functions ran (one per variable and device);
 - for SignAdamPP and NovoGrad (the gradient does not depend on the
   optimizer beyond the weights it reached), the gradient each setting
-  hands the optimizer, recorded at the trained weights: under the strategy it is the sum of the two replicas' partial
-  gradients, so it differs from the single-device one only by the order of
-  a floating-point sum. Only components within that difference of zero
+  hands the optimizer, recorded at the trained weights: under the
+  strategy it is the sum of the two replicas' partial gradients, so it
+  differs from the single-device one only by the order of a
+  floating-point sum. Only components within that difference of zero
   (or of the confidence threshold) can change sign (or confidence); they
   are counted;
 - a checkpoint taken under the strategy after the first epoch, restored
@@ -36,13 +37,13 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
-
-from keras_signadam.optimizers.base import Optimizer  # noqa: E402
 from same_batches import BATCH  # noqa: E402
 from same_batches import EPOCHS  # noqa: E402
 from same_batches import FACTORIES  # noqa: E402
 from same_batches import compiled_model  # noqa: E402
 from same_batches import fit  # noqa: E402
+
+from keras_signadam.optimizers.base import Optimizer  # noqa: E402
 
 DEVICES = ["/cpu:0", "/cpu:1"]
 GRADIENT_REPORTS = ("SignAdamPP", "NovoGrad")

@@ -33,8 +33,15 @@ def _can_download(host=None):
 
 
 def _builder(name, data_dir):
+    import logging
+
     import tensorflow_datasets as tfds
 
+    # Looking for prepared data, tfds warns about version folders that do
+    # not exist; the program's own line says what is missing instead.
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
     try:
         return tfds.builder(name, data_dir=data_dir)
     except Exception as error:  # tfds raises several types for bad names
@@ -42,6 +49,8 @@ def _builder(name, data_dir):
             f"unknown dataset {name!r}: not 'digits' and not a "
             "tensorflow_datasets name (e.g. mnist, fashion_mnist, cifar10)"
         ) from error
+    finally:
+        absl.setLevel(level)
 
 
 def _not_prepared_message(name, builder):
