@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import math
 import os
+import signal
 import sys
 
 from keras_signadam.comparison import choices
@@ -259,6 +260,40 @@ def plots_available():
         return False
 
 
+class _Interrupt:
+    """Ctrl-C ends the run at the next batch. Python's own handler raises
+    KeyboardInterrupt wherever the interpreter is, and one raised inside a
+    weak-reference callback of TensorFlow's is printed and dropped ("Exception
+    ignored in ...") while training goes on to the end. So the handler only
+    notes the signal, and the training loop raises it after each batch
+    (`check`); a second Ctrl-C raises at once."""
+
+    def __init__(self):
+        self.seen = False
+        self.previous = None
+
+    def __enter__(self):
+        self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc_info):
+        signal.signal(signal.SIGINT, self.previous)
+
+    def _handler(self, signum, frame):
+        if self.seen:
+            raise KeyboardInterrupt
+        self.seen = True
+
+    def check(self, *unused, **also_unused):
+        if self.seen:
+            raise KeyboardInterrupt
+
+    def callback(self):
+        import keras
+
+        return keras.callbacks.LambdaCallback(on_train_batch_end=self.check)
+
+
 def main(argv=None):
     args, names = _parse(argv)
     with _quiet_startup():
@@ -273,14 +308,20 @@ def main(argv=None):
           f"test images of shape {x_train.shape[1:]}; model {model_name}, "
           f"{args.epochs} epochs, batch {args.batch_size}", flush=True)
     saver = _Saver(args, model_name)
+    interrupt = _Interrupt()
+
+    def printer(line):
+        print(line, flush=True)
+        interrupt.check()
+
     try:
-        results = runner.run_comparison(
-            data, names, epochs=args.epochs, batch_size=args.batch_size,
-            learning_rates=args.learning_rates, seed=args.seed,
-            model_fn=models.MODELS[model_name],
-            printer=lambda line: print(line, flush=True),
-            on_result=saver,
-        )
+        with interrupt:
+            results = runner.run_comparison(
+                data, names, epochs=args.epochs, batch_size=args.batch_size,
+                learning_rates=args.learning_rates, seed=args.seed,
+                model_fn=models.MODELS[model_name], printer=printer,
+                on_result=saver, callbacks=[interrupt.callback()],
+            )
     except KeyboardInterrupt:
         if saver.saved and saver.png is None:
             saver.plot()  # the interrupt came while it was being drawn

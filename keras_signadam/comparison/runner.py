@@ -36,11 +36,12 @@ assert set(FACTORIES) == set(choices.DEFAULT_LEARNING_RATES)
 
 
 def run_comparison(data, optimizers, epochs, batch_size, learning_rates=None,
-                   seed=0, printer=print, model_fn=mlp, on_result=None):
+                   seed=0, printer=print, model_fn=mlp, on_result=None,
+                   callbacks=()):
     """Trains `model_fn` with each optimizer; returns a results dict.
 
     `on_result(results)` is called after each optimizer finishes (to save
-    what is done so far).
+    what is done so far); `callbacks` join every `fit`.
     """
     learning_rates = learning_rates or {}
     results = {}
@@ -58,7 +59,7 @@ def run_comparison(data, optimizers, epochs, batch_size, learning_rates=None,
 
         outcome = train_and_evaluate(
             model_fn, data, FACTORIES[name](lr), epochs, batch_size,
-            seed=seed, on_epoch=progress,
+            seed=seed, on_epoch=progress, callbacks=callbacks,
         )
         sparsities = [s for s in outcome.sparsity if s is not None]
         results[name] = {
