@@ -1,8 +1,9 @@
-"""Runs a notebook's code cells in order in one namespace, under
+"""Runs notebooks' code cells in order, each notebook in a namespace of
+its own (and a fresh Keras session), under
 `tensorflow_datasets.testing.mock_data`, and exits non-zero naming the
 first cell that fails.
 
-    python tests/scripts/run_notebook.py NOTEBOOK.ipynb
+    python tests/scripts/run_notebook.py NOTEBOOK.ipynb [NOTEBOOK.ipynb ...]
 """
 
 import json
@@ -15,8 +16,10 @@ os.environ.setdefault("KERAS_SIGNADAM_TUTORIAL_STEPS", "2")
 
 
 def main(path):
+    import keras
     import tensorflow_datasets as tfds
 
+    keras.backend.clear_session()
     with open(path, encoding="utf-8") as f:
         cells = [c for c in json.load(f)["cells"]
                  if c["cell_type"] == "code"]
@@ -37,4 +40,6 @@ def main(path):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    for notebook in sys.argv[1:]:
+        if main(notebook):
+            sys.exit(1)
