@@ -1,10 +1,12 @@
 """Helpers shared by the test modules (test modules import only this,
 `reference`, and the package)."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import zipfile
 
 import keras
 import ml_dtypes
@@ -124,3 +126,17 @@ def digits_like(n=64, seed=0):
     rng = np.random.default_rng(seed)
     return (rng.uniform(size=(n, 8, 8, 1)).astype("float32"),
             (np.arange(n) % 10).astype("int32"))
+
+
+def tampered(path, target, change):
+    """A copy of the saved model `path` at `target` (may be `path`) whose
+    optimizer config was changed by `change(config)`."""
+    with zipfile.ZipFile(path) as archive:
+        files = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(files["config.json"])
+    change(config["compile_config"]["optimizer"]["config"])
+    files["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return target

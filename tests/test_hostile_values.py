@@ -5,10 +5,8 @@ not match their config, NaN loss scales, gradients of unknown static
 shape (a transformer fed sequences of any length), and a property test
 over constructor values and later writes for every optimizer."""
 
-import json
 import os
 import warnings
-import zipfile
 
 import hypothesis
 import keras
@@ -18,6 +16,7 @@ import tensorflow as tf
 from hypothesis import strategies as st
 
 import keras_signadam as ks
+from tests.helpers import tampered
 from tests.helpers import to_numpy
 
 OPTIMIZERS = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP, ks.NovoGrad]
@@ -106,18 +105,6 @@ def test_nan_loss_scale_factor_is_refused(cls):
 
 
 # ----------------------------------------- state that does not match
-def rewrite_config(path, change):
-    """The saved file with its optimizer config changed by `change`."""
-    with zipfile.ZipFile(path) as source:
-        files = {name: source.read(name) for name in source.namelist()}
-    config = json.loads(files["config.json"])
-    change(config["compile_config"]["optimizer"]["config"])
-    files["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(path, "w") as target:
-        for name, data in files.items():
-            target.writestr(name, data)
-
-
 @pytest.mark.parametrize("saved,claimed", [("int8", "bfloat16"),
                                            ("int8", None),
                                            ("bfloat16", "int8"),
@@ -129,7 +116,7 @@ def test_state_stored_otherwise_than_the_config_says_is_refused(
     model.fit(x, y, epochs=1, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
-    rewrite_config(path, lambda c: c.update(state_dtype=claimed))
+    tampered(path, path, lambda c: c.update(state_dtype=claimed))
     with pytest.raises(ValueError, match="state_dtype"):
         keras.models.load_model(path, safe_mode=True)
 

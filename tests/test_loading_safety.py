@@ -2,15 +2,13 @@
 tampered optimizer config fails loudly instead of building a wrong
 optimizer."""
 
-import json
-import zipfile
-
 import keras
 import numpy as np
 import pytest
 
 import keras_signadam as ks
 from keras_signadam.comparison import models
+from tests.helpers import tampered
 from tests.helpers import to_numpy
 
 ALL = {
@@ -40,18 +38,6 @@ def test_safe_mode_load_restores_optimizer(name, tmp_path):
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     for a, b in zip(model.optimizer.variables, loaded.optimizer.variables):
         np.testing.assert_array_equal(to_numpy(a), to_numpy(b))
-
-
-def tampered(path, target, change):
-    with zipfile.ZipFile(path) as archive:
-        files = {n: archive.read(n) for n in archive.namelist()}
-    config = json.loads(files["config.json"])
-    change(config["compile_config"]["optimizer"]["config"])
-    files["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(target, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    return target
 
 
 @pytest.mark.parametrize("change,message", [
