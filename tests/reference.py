@@ -60,13 +60,22 @@ class SignSGD:
         self.kind, self.mode = confidence, threshold_mode
         self.l2, self.wd = coupled_weight_decay, weight_decay
 
+    def signal_input(self, theta, g):
+        """The gradient with coupled L2 decay (0 where g is not finite)."""
+        return np.where(np.isfinite(g), clean(g) + f32(self.l2) * theta,
+                        f32(0))
+
+    def ternary(self, p):
+        return confidence(p, self.delta, self.kind, self.mode) * np.sign(p)
+
     def step(self, theta, g, t):
-        finite = np.isfinite(g)
-        g = clean(g) + f32(self.l2) * theta
-        c = confidence(g, self.delta, self.kind, self.mode) * finite
-        self.zero_confidence = int(np.sum(c == 0))
+        s = self.ternary(self.signal_input(theta, g)) * np.isfinite(g)
+        return self.apply(theta, s, t)
+
+    def apply(self, theta, s, t):
+        self.zero_confidence = int(np.sum(s == 0))
         theta = decoupled_decay(theta, self.lr, self.wd)
-        return theta - f32(self.lr) * c * np.sign(g)
+        return theta - f32(self.lr) * s
 
 
 class Signum:
@@ -98,15 +107,22 @@ class SignAdamPP:
         self.m = self.v = None
         self.b1_product = 1.0
 
+    def signal_input(self, theta, g):
+        return clean(g)
+
+    def ternary(self, p):
+        return confidence(p, self.delta, self.kind, self.mode) * np.sign(p)
+
     def step(self, theta, g, t, beta_1=None):
+        return self.apply(theta, self.ternary(clean(g)), t, beta_1)
+
+    def apply(self, theta, s, t, beta_1=None):
+        """The Adam part of the rule on the signal s."""
         if beta_1 is not None:
             self.b1 = beta_1
-        g = clean(g)
-        c = confidence(g, self.delta, self.kind, self.mode)
-        self.zero_confidence = int(np.sum(c == 0))
-        s = c * np.sign(g)
+        self.zero_confidence = int(np.sum(s == 0))
         if self.m is None:
-            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+            self.m, self.v = np.zeros_like(s), np.zeros_like(s)
         b1, b2 = f32(self.b1), f32(self.b2)
         self.m = b1 * self.m + (f32(1) - b1) * s
         # 1 - beta_2 in double precision: float32 rounding of beta_2 near 1
@@ -145,15 +161,65 @@ class NovoGrad:
         return theta - f32(self.lr) * self.m
 
 
-def local_signal(g, theta, replicas, threshold=0.0, mode="absolute",
-                 coupled_weight_decay=0.0):
+class ErrorFeedback:
+    """Error feedback (SPEC 3.6) around a sign-family reference with
+    `signal_input`, `ternary` and `apply`:
+
+        p = g + e,  s = c(p) sign(p),  e <- p - a s,  a = <p, s> / <s, s>
+
+    per tensor (a = 0 when s = 0); components whose gradient is not finite
+    get s = 0 and keep their residual."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.e = None
+
+    def signal(self, theta, g):
+        """The signal to send, with the residual updated."""
+        finite = np.isfinite(g)
+        if self.e is None:
+            self.e = np.zeros(np.shape(g), f32)
+        p = self.inner.signal_input(theta, g) + self.e
+        s = (self.inner.ternary(p) * finite).astype(f32)
+        norm = np.sum(s.astype(np.float64) ** 2)
+        a = f32(np.sum(p.astype(np.float64) * s) / norm) if norm else f32(0)
+        self.e = np.where(finite, p - a * s, self.e).astype(f32)
+        return s
+
+    def step(self, theta, g, t):
+        return self.inner.apply(theta, self.signal(theta, g), t)
+
+    @property
+    def zero_confidence(self):
+        return self.inner.zero_confidence
+
+
+class ReplicaSignal:
     """One replica's ternary signal under majority-vote aggregation: the
     hard confidence-filtered sign of its gradient share `g` scaled to the
     global gradient (times `replicas`), with coupled weight decay."""
-    finite = np.isfinite(g)
-    g = clean(g) * f32(replicas) + f32(coupled_weight_decay) * theta
-    c = confidence(g, threshold, "hard", mode) * finite
-    return c * np.sign(g)
+
+    def __init__(self, replicas, threshold=0.0, mode="absolute",
+                 coupled_weight_decay=0.0):
+        self.replicas, self.delta, self.mode = replicas, threshold, mode
+        self.l2 = coupled_weight_decay
+
+    def signal_input(self, theta, g):
+        return np.where(np.isfinite(g), clean(g) * f32(self.replicas)
+                        + f32(self.l2) * theta, f32(0))
+
+    def ternary(self, p):
+        return confidence(p, self.delta, "hard", self.mode) * np.sign(p)
+
+    def signal(self, theta, g):
+        s = self.ternary(self.signal_input(theta, g))
+        return s * np.isfinite(g)
+
+
+def local_signal(g, theta, replicas, threshold=0.0, mode="absolute",
+                 coupled_weight_decay=0.0):
+    return ReplicaSignal(replicas, threshold, mode,
+                         coupled_weight_decay).signal(theta, g)
 
 
 def majority_vote(signals):

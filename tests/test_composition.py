@@ -23,8 +23,15 @@ OPTIMIZERS = [ks.SignSGD, ks.Signum, ks.SignAdam, ks.SignAdamPP, ks.NovoGrad]
 KERAS_TAIL = ["weight_decay", "clipnorm", "clipvalue", "global_clipnorm",
               "use_ema", "ema_momentum", "ema_overwrite_frequency",
               "loss_scale_factor", "gradient_accumulation_steps", "name"]
-PACKAGE_ARGUMENTS = ["aggregation", "state_dtype", "track_statistics",
-                     "jit_compile"]
+PACKAGE_ARGUMENTS = ["aggregation", "error_feedback", "state_dtype",
+                     "track_statistics", "jit_compile"]
+
+
+def package_arguments(cls):
+    """The package's arguments `cls` takes: `error_feedback` only where
+    its signal is a compression."""
+    return [a for a in PACKAGE_ARGUMENTS
+            if a != "error_feedback" or cls.capabilities.error_feedback]
 STORAGE_WORDS = re.compile(r"state_dtype|int8|bfloat16|float16|"
                            r"aggregation|vote|replica")
 
@@ -41,7 +48,8 @@ def conditions(function):
 # ------------------------------------------------------------- the seams
 @pytest.mark.parametrize("cls", OPTIMIZERS)
 def test_update_rules_do_not_ask_how_state_is_stored_or_aggregated(cls):
-    for method in ("update_step", "build", "local_signal"):
+    for method in ("update_step", "build", "local_signal", "ternary",
+                   "signal_input"):
         code = "\n".join(
             line.split("#")[0]
             for line in inspect.getsource(getattr(cls, method)).splitlines())
@@ -163,9 +171,9 @@ def test_every_argument_is_in_the_signature_in_keras_order(cls):
     assert parameters[-1] == "kwargs"
     named = parameters[1:-1]
     assert named[-len(KERAS_TAIL):] == KERAS_TAIL
-    package = named[-len(KERAS_TAIL) - len(PACKAGE_ARGUMENTS):
-                    -len(KERAS_TAIL)]
-    assert package == PACKAGE_ARGUMENTS
+    expected = package_arguments(cls)
+    package = named[-len(KERAS_TAIL) - len(expected):-len(KERAS_TAIL)]
+    assert package == expected
     # Every config key is an argument, and every argument is documented,
     # in the signature's order.
     config = cls().get_config()
@@ -199,16 +207,23 @@ def test_two_learning_rates_stay_apart_under_multi_optimizer_names():
 def test_vote_docstring_quotes_the_packing_arithmetic():
     doc = ks.SignAdamPP.__doc__
     assert packing.bits_table() in " ".join(doc.split())
-    assert packing.bits_per_component(2) == pytest.approx(1.6)
-    # Independent of the packing code: a word holds floor(32 / log2(radix))
-    # digits when radix**k <= 2**32.
-    for replicas in (4, 12, 64, 128, 32768):
-        radix = 2 * replicas + 1
-        k = int(np.floor(32 / np.log2(radix) + 1e-12))
-        while radix ** k > 2**32:
-            k -= 1
-        assert packing.bits_per_component(replicas) == pytest.approx(32 / k)
-    assert packing.bits_per_component(12) == pytest.approx(16 / 3)
+    # Independent of the packing code: the all-gather sends 2-bit codes;
+    # the all-reduce, fields of the power of two (from 2) bits that holds
+    # 0..2R, 32 // that many to a word; each replica count uses the one
+    # that sends fewer bytes under the ring algorithms ((R - 1) n against
+    # 2 (R - 1) / R n).
+    for replicas in (2, 3, 4, 12, 64, 128, 1024, 32768):
+        field = 2 ** int(np.ceil(np.log2(max(2.0, np.log2(
+            2 * replicas + 1)))))
+        reduce_bits = 32 / (32 // field)
+        gather_sent = (replicas - 1) * 2
+        reduce_sent = 2 * (replicas - 1) / replicas * reduce_bits
+        expected = 2 if gather_sent < reduce_sent else reduce_bits
+        assert packing.bits_per_component(replicas) == pytest.approx(
+            expected), replicas
+    assert packing.bits_per_component(2) == 2
+    assert packing.bits_per_component(4) == 4
+    assert packing.bits_per_component(8) == 8
     assert packing.bits_per_component(32768) == 32
 
 

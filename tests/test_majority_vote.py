@@ -35,18 +35,21 @@ def test_packing_round_trips_in_the_fewest_words(radix):
     assert words.dtype == tf.int32
     np.testing.assert_array_equal(
         majority_vote.unpack(words, radix, len(codes)).numpy(), codes)
-    # As many digits per word as fit in 32 bits, and no more words.
-    per_word = max(k for k in range(1, 40) if radix ** k <= 2**32)
+    # Fields of the narrowest power of two (from 2) bits that hold
+    # radix - 1, as many as fit in 32 bits, and no more words.
+    bits = {3: 2, 5: 4, 9: 4, 17: 8, 513: 16}[radix]
+    per_word = 32 // bits
     assert words.shape[0] == -(-len(codes) // per_word)
-    # The first word read as an unsigned number, digit by digit (low
-    # digit first), holds the first codes.
-    value = int(words.numpy().view(np.uint32)[0])
-    digits = []
-    for _ in range(per_word):
-        value, digit = divmod(value, radix)
-        digits.append(digit)
-    assert value == 0
-    assert digits == list(codes[:per_word])
+    # Field j of word w (read as an unsigned number, bit field by bit
+    # field, lowest first) holds code j W + w, W the number of words.
+    count = words.shape[0]
+    padded = list(codes) + [0] * (count * per_word - len(codes))
+    for w, value in enumerate(words.numpy().view(np.uint32)):
+        value = int(value)
+        fields = [(value >> (bits * j)) & ((1 << bits) - 1)
+                  for j in range(per_word)]
+        assert value >> (bits * per_word) == 0
+        assert fields == padded[w::count]
 
 
 @pytest.mark.parametrize("replicas", [2, 4, 8])
@@ -85,7 +88,11 @@ CASES = {
     "SignAdamPP": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
     "SignAdamPP relative": (lambda: ref.SignAdamPP(LR),
                             dict(threshold=0.5, mode="relative")),
+    # Each replica feeds back its own residual (SPEC 3.6).
+    "SignAdamPP EF": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
+    "Signum EF": (lambda: ref.Signum(LR), {}),
 }
+FEEDBACK = ("SignAdamPP EF", "Signum EF")
 DTYPES = {"float32": np.float32, "bfloat16": ml_dtypes.bfloat16}
 
 
@@ -94,7 +101,11 @@ def case_list():
     for replicas in (2, 4):
         for collective in ("all_gather", "all_reduce"):
             for name in CASES:
-                cases.append((name, replicas, collective, "float32"))
+                if name not in FEEDBACK:
+                    cases.append((name, replicas, collective, "float32"))
+        for name in FEEDBACK:
+            cases.append((name, replicas,
+                          majority_vote.collective_for(replicas), "float32"))
         cases.append(("SignAdamPP", replicas, "all_gather", "bfloat16"))
         cases.append(("SignAdamPP sum", replicas, "sum", "float32"))
     return cases
@@ -151,10 +162,18 @@ def voted_steps(tmp_path_factory):
 
 
 def expected_thetas(name, replicas, dtype, thetas, grads):
-    """Per step, the reference parameters after updating on the vote."""
+    """Per step, the reference parameters after updating on the vote, and
+    at the end every replica's residuals (error feedback) and the
+    fraction of zero votes of the last step."""
     make_reference, signal_arguments = CASES[name]
     np_dtype = DTYPES[dtype]
     references = [make_reference() for _ in thetas]
+    # One signal per replica and variable; with feedback, each keeps its
+    # own residual.
+    signals = [[ref.ReplicaSignal(replicas, **signal_arguments)
+                for _ in thetas] for _ in range(replicas)]
+    if name in FEEDBACK:
+        signals = [[ref.ErrorFeedback(s) for s in row] for row in signals]
     thetas = [ref.store(theta, np_dtype) for theta in thetas]
     steps = []
     for t in range(STEPS):
@@ -162,16 +181,16 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
         for i, (theta, reference) in enumerate(zip(thetas, references)):
             # The replicas receive their shares in the variables' dtype
             # (a NaN stays NaN).
-            signals = [ref.local_signal(ref.store(s, np_dtype), theta,
-                                        replicas, **signal_arguments)
-                       for s in grads[i][t]]
-            vote = ref.majority_vote(signals)
+            shares = [signals[r][i].signal(theta, ref.store(s, np_dtype))
+                      for r, s in enumerate(grads[i][t])]
+            vote = ref.majority_vote(shares)
             zero_votes += np.sum(vote == 0)
             new.append(ref.store(reference.step(theta, vote, t + 1),
                                  np_dtype))
         thetas = new
         steps.append(thetas)
-    return steps, zero_votes / sum(np.prod(s) for s in SHAPES)
+    residuals = [[getattr(s, "e", None) for s in row] for row in signals]
+    return steps, residuals, zero_votes / sum(np.prod(s) for s in SHAPES)
 
 
 @pytest.mark.parametrize("case", [c for c in case_list() if c[2] != "sum"],
@@ -182,8 +201,8 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
     key = f"{name}-{replicas}-{collective}-{dtype}"
     thetas = [arrays[f"{key}/theta{i}"] for i in range(2)]
     grads = [arrays[f"{key}/grad{i}"] for i in range(2)]
-    expected, zero_votes = expected_thetas(name, replicas, dtype, thetas,
-                                           grads)
+    expected, residuals, zero_votes = expected_thetas(
+        name, replicas, dtype, thetas, grads)
     tolerance = (dict(rtol=1e-6, atol=1e-6) if dtype == "float32"
                  else dict(rtol=1e-2, atol=1e-3))
     for t in range(STEPS):
@@ -197,10 +216,22 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
             np.testing.assert_allclose(copies[0], expected[t][i],
                                        err_msg=f"{key} step {t} var {i}",
                                        **tolerance)
-    for k in out:
-        if k.startswith(f"{key}/optimizer"):
-            for copy in out[k][1:]:
-                np.testing.assert_array_equal(copy, out[k][0], err_msg=k)
+    paths = list(out[f"{key}/optimizer_paths"])
+    for index, path in enumerate(paths):
+        copies = out[f"{key}/optimizer{index}"]
+        if path.endswith("_residual"):
+            # Each replica's own residual, as the reference's.
+            i = [p for p in paths if p.endswith("_residual")].index(path)
+            for r in range(replicas):
+                np.testing.assert_allclose(copies[r], residuals[r][i],
+                                           rtol=1e-5, atol=1e-9,
+                                           err_msg=path)
+            assert np.any(copies[0] != copies[1])
+            continue
+        for copy in copies[1:]:
+            np.testing.assert_array_equal(copy, copies[0], err_msg=path)
+    assert any(p.endswith("_residual") for p in paths) == (
+        name in FEEDBACK)
     if f"{key}/sparsity" in out:
         # Statistics count the zero votes of the last step.
         assert float(out[f"{key}/sparsity"]) == pytest.approx(zero_votes)
@@ -209,10 +240,13 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
     assert all(c["dtypes"] == ["int32"] for c in calls)
 
 
-@pytest.mark.parametrize("replicas", [2, 4])
-def test_collectives_move_at_least_8x_fewer_bytes(voted_steps, replicas):
+@pytest.mark.parametrize("replicas,fewer", [(2, 15.0), (4, 7.5)])
+def test_collectives_move_8_to_16x_fewer_bytes(voted_steps, replicas,
+                                               fewer):
     """Bytes read off the tensors each collective call was given and
-    returned, per replica, against the float32 all-reduce Keras makes."""
+    returned, per replica, against the float32 all-reduce Keras makes:
+    16x at 2 replicas (2-bit fields) and 8x at 4 (4-bit fields), less the
+    padding of each variable's last word."""
     _, out = voted_steps
 
     def per_call(collective):
@@ -238,21 +272,37 @@ def test_collectives_move_at_least_8x_fewer_bytes(voted_steps, replicas):
     assert gathered["received"] == replicas * gathered["sent"]
     chosen = majority_vote.collective_for(replicas)
     assert ring[chosen] == min(ring["all_reduce"], ring["all_gather"])
-    assert ring["sum"] / ring[chosen] >= 8.0
+    # Fields of 2 bits (codes 0..2) and 4 (sums 0..2R at R <= 7).
+    bits = {"all_gather": 2, "all_reduce": 4}
+    for collective, field in bits.items():
+        per_word = 32 // field
+        assert per_call(collective)["sent"] == 4 * sum(
+            -(-int(np.prod(s)) // per_word) for s in SHAPES)
+    assert ring["sum"] / ring[chosen] >= fewer
 
 
 @pytest.mark.parametrize("replicas", [2, 4])
 def test_fit_keeps_replicas_identical_and_resumes(voted_steps, replicas):
     rows = voted_steps[1][f"fit/{replicas}"]
     assert [r["optimizer"] for r in rows] == [
-        "SignSGD", "SignAdamPP"]
+        "SignSGD", "SignAdamPP", "SignAdamPP EF"]
     for row in rows:
         assert row["copies"] == row["replicas"]
         assert row["spread"] == 0.0, row
         assert row["loss"][-1] < row["loss"][0], row
+        assert row["aggregation"] == "majority_vote"
+        if row["optimizer"].endswith("EF"):
+            # Per-replica residuals are saved as their mean, which every
+            # replica gets back; the rest then trains on as one.
+            assert row["residuals"], row
+            for residual in row["residuals"]:
+                assert residual["replicas_differ"], row
+                assert residual["loaded_copies"] == row["replicas"]
+                assert residual["loaded_minus_mean"] <= (
+                    1e-6 * residual["scale"]), row
+            continue
         # `model.save` after one epoch, `load_model` under a fresh
         # strategy, one more epoch: the same weights and state.
-        assert row["aggregation"] == "majority_vote"
         assert row["resume_difference"] == 0.0, row
 
 

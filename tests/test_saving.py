@@ -19,6 +19,10 @@ OPTIMIZERS = {
         learning_rate=2e-3, threshold=0.5, confidence="soft",
         threshold_mode="relative",
     ),
+    # The residual is state like the moments: restored exactly, here
+    # through bfloat16 storage.
+    "SignAdamPP error feedback": lambda: ks.SignAdamPP(
+        learning_rate=2e-3, error_feedback=True, state_dtype="bfloat16"),
 }
 
 

@@ -10,11 +10,20 @@ one strategy object per optimizer, chosen by the `aggregation` argument.
   `tf.distribute`, or on the JAX and PyTorch backends nothing is voted on
   and the update forms its signal from the gradient, as with the sum.
 
-The strategy answers two questions, at the two points where they arise:
-`aggregate_tf` (which gradients the update receives) and `signal` (the
-ternary signal the update rule uses). Both read the same fact, the number
-of replicas in sync, so they cannot disagree. A new way to aggregate is one
-new class with these two methods, and one entry in `STRATEGIES`.
+The strategy answers three questions, at the points where they arise:
+`aggregate_tf` (which gradients the update receives), `signal` (the
+ternary signal the update rule uses) and `per_replica_signal` (whether each
+replica compresses a signal of its own, so that error feedback keeps a
+residual per replica). All read the same fact, the number of replicas in
+sync, so they cannot disagree. A new way to aggregate is one new class
+with these methods, and one entry in `STRATEGIES`.
+
+Saving with per-replica residuals (`error_feedback=True` with the vote):
+`model.save`, `tf.train.Checkpoint` and `BackupAndRestore` read them
+outside the replicas, as their mean, and loading gives every replica that
+mean. Their sum over the replicas, the part of the gradients the votes
+have yet to deliver, is restored exactly; how it was split among the
+replicas is not. On one replica the residual is restored exactly.
 """
 
 import keras
@@ -41,7 +50,12 @@ class ExactSum:
 
     def signal(self, optimizer, g, raw_gradient, variable):
         """``(s, zero indicator)`` of the update rule's ternary signal."""
-        return optimizer.local_signal(g, raw_gradient, variable)
+        return optimizer.compressed_signal(g, raw_gradient, variable)
+
+    def per_replica_signal(self):
+        """The sum compresses (if at all) after aggregation: the same
+        signal on every replica."""
+        return False
 
 
 class MajorityVote(ExactSum):
@@ -65,7 +79,10 @@ class MajorityVote(ExactSum):
         if self.votes():
             # The vote arrived in place of the gradient: it is the signal.
             return g, _zero_indicator(g)
-        return optimizer.local_signal(g, raw_gradient, variable)
+        return optimizer.compressed_signal(g, raw_gradient, variable)
+
+    def per_replica_signal(self):
+        return self.votes()
 
 
 STRATEGIES = {s.name: s for s in (ExactSum, MajorityVote)}

@@ -29,6 +29,10 @@ What every optimizer here shares, written once:
   sum, or for the sign family a majority vote of packed ternary signals
   (`aggregation="majority_vote"`; its bits per component by replica
   count are `backend.packing.bits_per_component`).
+- The sign family's ternary signal is formed once, by `ternary` from
+  `signal_input`, and passes through the optimizer's error-feedback form
+  (`error_feedback.py`: none, or the scaled-sign residual), wherever the
+  aggregation strategy compresses it.
 """
 
 import dataclasses
@@ -41,6 +45,7 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam import compat
 from keras_signadam.optimizers import aggregation as aggregation_module
+from keras_signadam.optimizers import error_feedback as feedback_module
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import low_precision
 from keras_signadam.optimizers import state
@@ -57,6 +62,9 @@ class Capabilities:
         "int8" when all are bounded.
     aggregations: the `aggregation` values it accepts
         (`aggregation.STRATEGIES`).
+    error_feedback: the `aggregation` values under which its signal is a
+        compression that `error_feedback=True` can feed back (empty: the
+        argument is refused).
     sparsity: whether some gradient components can get zero confidence
         (`optimizer.sparsity`).
     threshold_variable, momentum_variable: the attributes holding the
@@ -66,6 +74,7 @@ class Capabilities:
 
     moments: tuple = ()
     aggregations: tuple = ("sum",)
+    error_feedback: tuple = ()
     sparsity: bool = False
     threshold_variable: str = None
     momentum_variable: str = None
@@ -81,6 +90,7 @@ class Optimizer(compat.KerasHooks):
         self,
         learning_rate,
         aggregation="sum",
+        error_feedback=False,
         state_dtype=None,
         track_statistics=False,
         jit_compile=True,
@@ -98,8 +108,6 @@ class Optimizer(compat.KerasHooks):
     ):
         checks.check_learning_rate(learning_rate)
         capabilities = self.capabilities
-        storage.check_state_dtype(state_dtype, capabilities.moments,
-                                  type(self).__name__)
         checks.check_choice("aggregation", aggregation,
                             tuple(aggregation_module.STRATEGIES))
         if aggregation not in capabilities.aggregations:
@@ -108,6 +116,20 @@ class Optimizer(compat.KerasHooks):
                 "the gradient, so its gradients cannot be aggregated by a "
                 "vote; leave `aggregation` at 'sum'. Received: "
                 f"aggregation={aggregation!r}")
+        checks.check_bool("error_feedback", error_feedback)
+        if error_feedback and aggregation not in capabilities.error_feedback:
+            raise ValueError(
+                f"{type(self).__name__} compresses nothing with "
+                f"`aggregation={aggregation!r}`, so there is no residual "
+                "to feed back"
+                + (f"; it does with aggregation="
+                   f"{capabilities.error_feedback[0]!r}"
+                   if capabilities.error_feedback else "")
+                + ". Received: error_feedback=True")
+        feedback = feedback_module.form(error_feedback)
+        storage.check_state_dtype(
+            state_dtype, capabilities.moments + feedback.moments,
+            type(self).__name__)
         # Keras accepts these unchecked; a string here would fail only
         # inside the train step, far from its cause, and a NaN loss scale
         # would make every gradient non-finite (a silent no-op).
@@ -138,6 +160,8 @@ class Optimizer(compat.KerasHooks):
         self.jit_compile = jit_compile
         self.state_dtype = state_dtype
         self.aggregation = aggregation
+        self.error_feedback = error_feedback
+        self.feedback = feedback
         self.aggregation_strategy = aggregation_module.strategy(aggregation)
         self._stored = {}
         self._compiled = None
@@ -206,18 +230,26 @@ class Optimizer(compat.KerasHooks):
             name=name,
         )
 
-    def add_moment(self, var_list, moment):
-        """The state `moment` (one of `capabilities.moments`) of every
-        variable in `var_list`, stored through the codec `state_dtype`
-        picks for it (`storage.py`)."""
-        if moment not in self.capabilities.moments:
+    @property
+    def state_moments(self):
+        """The per-parameter states this optimizer keeps: those its class
+        declares, and its error-feedback residual."""
+        return self.capabilities.moments + self.feedback.moments
+
+    def add_moment(self, var_list, moment, per_replica=False):
+        """The state `moment` (one of `state_moments`) of every variable in
+        `var_list`, stored through the codec `state_dtype` picks for it
+        (`storage.py`); `per_replica`: each replica keeps its own
+        (`state.py`)."""
+        if moment not in self.state_moments:
             raise ValueError(
                 f"{type(self).__name__} adds the state {moment.name!r} but "
                 "does not declare it in `capabilities.moments`, which "
                 "`state_dtype` validation reads.")
         codec = storage.codec_for(self.state_dtype, moment)
         variables = state.add_state_variables(self, var_list, moment.name,
-                                              dtype=codec.dtype)
+                                              dtype=codec.dtype,
+                                              per_replica=per_replica)
         stored = storage.StoredMoment(moment, codec, variables)
         self._stored[moment.name] = stored
         return stored
@@ -246,6 +278,7 @@ class Optimizer(compat.KerasHooks):
     def build(self, var_list):
         super().build(var_list)
         self._counters = statistics.Counters(self, var_list)
+        self.feedback.build(self, var_list)
 
     def load_own_variables(self, store):
         """Refuses a file whose state is stored otherwise than this
@@ -267,6 +300,10 @@ class Optimizer(compat.KerasHooks):
     # ------------------------------------------------------ update helpers
     def variable_index(self, variable):
         return compat.variable_index(self, variable)
+
+    def compute_dtype(self, variable):
+        """The dtype `variable`'s update is computed in (`state.py`)."""
+        return state.compute_dtype(variable)
 
     def prepare_gradient(self, gradient, variable):
         """Returns ``(clean, raw)``: the dense gradient in the variable's
@@ -304,30 +341,45 @@ class Optimizer(compat.KerasHooks):
         stored = moment[self.variable_index(variable)]
         return moment.codec.decode(stored, dtype, bound)
 
-    def write_moments(self, variable, *updates):
+    def write_moments(self, variable, *updates, stream=0):
         """Stores up to two updates ``(moment, value[, bound])`` of
         `variable`'s moments through their codecs. Codecs that round
         stochastically share one hash of (step, variable, element) per
-        variable, one 16-bit half each."""
+        variable and `stream`, one 16-bit half each."""
         index = self.variable_index(variable)
-        noise = low_precision.RandomHalves(variable.shape, self.iterations,
-                                           index)
+        noise = low_precision.RandomHalves(
+            variable.shape, self.iterations,
+            index if stream == 0 else stream * (index + 1))
         for k, (moment, value, *bound) in enumerate(updates):
             stored = moment[index]
             self.assign(stored, moment.codec.encode(
                 value, noise.half(k), *bound, dtype=stored.dtype))
 
+    def signal_input(self, g, raw_gradient, variable):
+        """The tensor whose ternary signal the update rule forms (sign
+        family): the gradient; `SignSGD` adds its coupled decay."""
+        return g
+
+    def ternary(self, p):
+        """The ternary signal ``(s, zero indicator)`` of `p`: here
+        sign(p); the optimizers with a confidence function filter it."""
+        s = ops.sign(p)
+        return s, ops.cast(ops.equal(s, 0.0), p.dtype)
+
     def local_signal(self, g, raw_gradient, variable):
-        """The ternary signal ``(s, zero indicator)`` of one gradient, as
-        the update rule forms it (sign family): here sign(g); the
-        optimizers with a confidence function filter it."""
-        s = ops.sign(g)
-        return s, ops.cast(ops.equal(s, 0.0), g.dtype)
+        """The ternary signal of one gradient, as the update rule forms
+        it, before error feedback."""
+        return self.ternary(self.signal_input(g, raw_gradient, variable))
+
+    def compressed_signal(self, g, raw_gradient, variable):
+        """The ternary signal of one gradient through the optimizer's
+        error-feedback form (`error_feedback.py`)."""
+        return self.feedback.signal(self, g, raw_gradient, variable)
 
     def sign_signal(self, g, raw_gradient, variable):
         """The signal the update rule uses, from the aggregation strategy:
-        `local_signal`, or the replicas' vote that arrived in place of the
-        gradient."""
+        `compressed_signal`, or the replicas' vote that arrived in place of
+        the gradient."""
         return self.aggregation_strategy.signal(self, g, raw_gradient,
                                                 variable)
 
@@ -404,6 +456,8 @@ class Optimizer(compat.KerasHooks):
         hyperparameters.check_all(self)
         config = super().get_config()
         config["aggregation"] = self.aggregation
+        if self.capabilities.error_feedback:
+            config["error_feedback"] = self.error_feedback
         config["state_dtype"] = self.state_dtype
         config["track_statistics"] = self.track_statistics
         config["jit_compile"] = self.jit_compile

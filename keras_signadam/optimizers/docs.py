@@ -26,6 +26,27 @@ AGGREGATION_DOC = f"""aggregation: How the replicas of a `tf.distribute`
             No effect on one device, outside `tf.distribute`, or on the JAX
             and PyTorch backends."""
 
+ERROR_FEEDBACK_DOC = """error_feedback: Whether to keep a residual of what
+            the ternary signal drops and add it to the next gradient
+            (Karimireddy et al., 2019): p = g + e, s = c(p) sign(p),
+            e <- p - a s with a = <p, s> / <s, s> per tensor
+            (`keras_signadam.optimizers.error_feedback`). One more state
+            tensor per parameter (float32 or bfloat16, not int8). With
+            `aggregation="majority_vote"` under several replicas each
+            replica keeps its own residual for the signal it sends; saving
+            keeps their mean (their sum is restored exactly). Defaults to
+            `False`."""
+
+VOTE_ONLY_ERROR_FEEDBACK_DOC = """error_feedback: With
+            `aggregation="majority_vote"`: whether each replica keeps a
+            residual of what its sign drops and adds it to its next
+            gradient share before voting (Karimireddy et al., 2019):
+            p = g + e, s = sign(p), e <- p - a s with
+            a = <p, s> / <s, s> per tensor. On one device the momentum
+            averages the gradient itself, which drops nothing: there it
+            has no effect. Saving keeps the replicas' mean residual (their
+            sum is restored exactly). Defaults to `False`."""
+
 SUM_ONLY_AGGREGATION_DOC = """aggregation: How the replicas of a
             `tf.distribute` strategy combine their gradients: only
             `"sum"` (Keras's exact float32 all-reduce), since the update
@@ -84,6 +105,8 @@ BASE_ARGUMENTS_DOC = "\n        ".join(
 _TEMPLATES = {
     "{{aggregation_argument}}": AGGREGATION_DOC,
     "{{sum_aggregation_argument}}": SUM_ONLY_AGGREGATION_DOC,
+    "{{error_feedback_argument}}": ERROR_FEEDBACK_DOC,
+    "{{vote_error_feedback_argument}}": VOTE_ONLY_ERROR_FEEDBACK_DOC,
     "{{base_arguments}}": BASE_ARGUMENTS_DOC,
     "{{state_arguments}}": STATE_ARGUMENTS_DOC,
     "{{keras_arguments}}": KERAS_ARGUMENTS_DOC,

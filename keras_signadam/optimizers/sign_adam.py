@@ -44,6 +44,7 @@ class SignAdam(base.Optimizer):
             `0.999`.
         epsilon: Added to the denominator, > 0. Defaults to `1e-8`.
         {{aggregation_argument}}
+        {{error_feedback_argument}}
         {{base_arguments}}
 
     References:
@@ -59,6 +60,7 @@ class SignAdam(base.Optimizer):
                  storage.Moment("velocity", bounded=True,
                                 square_root=True)),
         aggregations=("sum", "majority_vote"),
+        error_feedback=("sum", "majority_vote"),
         sparsity=True,
         momentum_variable="beta_1",
     )
@@ -70,6 +72,7 @@ class SignAdam(base.Optimizer):
         beta_2=0.999,
         epsilon=1e-8,
         aggregation="sum",
+        error_feedback=False,
         state_dtype=None,
         track_statistics=False,
         jit_compile=True,
@@ -91,6 +94,7 @@ class SignAdam(base.Optimizer):
         super().__init__(
             learning_rate=learning_rate,
             aggregation=aggregation,
+            error_feedback=error_feedback,
             state_dtype=state_dtype,
             track_statistics=track_statistics,
             jit_compile=jit_compile,

@@ -51,6 +51,7 @@ class SignAdamPP(SignAdam):
         beta_2: Defaults to `0.999`.
         epsilon: Defaults to `1e-8`.
         {{aggregation_argument}}
+        {{error_feedback_argument}}
         {{base_arguments}}
 
     References:
@@ -72,6 +73,7 @@ class SignAdamPP(SignAdam):
         beta_2=0.999,
         epsilon=1e-8,
         aggregation="sum",
+        error_feedback=False,
         state_dtype=None,
         track_statistics=False,
         jit_compile=True,
@@ -93,6 +95,7 @@ class SignAdamPP(SignAdam):
             beta_2=beta_2,
             epsilon=epsilon,
             aggregation=aggregation,
+            error_feedback=error_feedback,
             state_dtype=state_dtype,
             track_statistics=track_statistics,
             jit_compile=jit_compile,
@@ -115,8 +118,8 @@ class SignAdamPP(SignAdam):
         self.confidence = confidence
         self.threshold_mode = threshold_mode
 
-    def local_signal(self, g, raw_gradient, variable):
-        return self._confidence.signal(g)
+    def ternary(self, p):
+        return self._confidence.signal(p)
 
     def get_config(self):
         config = super().get_config()

@@ -38,6 +38,7 @@ class SignSGD(base.Optimizer):
         coupled_weight_decay: L2 coefficient added to the gradient before
             thresholding (as in the released code). Defaults to `0.0`.
         {{aggregation_argument}}
+        {{error_feedback_argument}}
         {{base_arguments}}
 
     References:
@@ -48,6 +49,7 @@ class SignSGD(base.Optimizer):
 
     capabilities = base.Capabilities(
         aggregations=("sum", "majority_vote"),
+        error_feedback=("sum", "majority_vote"),
         sparsity=True,
         threshold_variable="threshold",
     )
@@ -60,6 +62,7 @@ class SignSGD(base.Optimizer):
         threshold_mode="absolute",
         coupled_weight_decay=0.0,
         aggregation="sum",
+        error_feedback=False,
         state_dtype=None,
         track_statistics=False,
         jit_compile=True,
@@ -81,6 +84,7 @@ class SignSGD(base.Optimizer):
         super().__init__(
             learning_rate=learning_rate,
             aggregation=aggregation,
+            error_feedback=error_feedback,
             state_dtype=state_dtype,
             track_statistics=track_statistics,
             jit_compile=jit_compile,
@@ -104,14 +108,17 @@ class SignSGD(base.Optimizer):
         self.confidence = confidence
         self.threshold_mode = threshold_mode
 
-    def local_signal(self, g, raw_gradient, variable):
-        if self.coupled_weight_decay:
-            g = ops.where(
-                ops.isfinite(raw_gradient),
-                g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
-                ops.zeros_like(g),
-            )
-        return self._confidence.signal(g)
+    def signal_input(self, g, raw_gradient, variable):
+        if not self.coupled_weight_decay:
+            return g
+        return ops.where(
+            ops.isfinite(raw_gradient),
+            g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
+            ops.zeros_like(g),
+        )
+
+    def ternary(self, p):
+        return self._confidence.signal(p)
 
     def update_step(self, gradient, variable, learning_rate):
         g, raw = self.prepare_gradient(gradient, variable)

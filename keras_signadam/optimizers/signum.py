@@ -32,6 +32,7 @@ class Signum(base.Optimizer):
         momentum: Decay rate beta of the gradient average, in [0, 1).
             Defaults to `0.9`.
         {{aggregation_argument}}
+        {{vote_error_feedback_argument}}
         {{base_arguments}}
 
     References:
@@ -41,6 +42,8 @@ class Signum(base.Optimizer):
     capabilities = base.Capabilities(
         moments=(storage.Moment("momentum"),),
         aggregations=("sum", "majority_vote"),
+        # Only the vote compresses: on one device the momentum averages g.
+        error_feedback=("majority_vote",),
         momentum_variable="momentum",
     )
 
@@ -49,6 +52,7 @@ class Signum(base.Optimizer):
         learning_rate=1e-3,
         momentum=0.9,
         aggregation="sum",
+        error_feedback=False,
         state_dtype=None,
         track_statistics=False,
         jit_compile=True,
@@ -68,6 +72,7 @@ class Signum(base.Optimizer):
         super().__init__(
             learning_rate=learning_rate,
             aggregation=aggregation,
+            error_feedback=error_feedback,
             state_dtype=state_dtype,
             track_statistics=track_statistics,
             jit_compile=jit_compile,

@@ -7,6 +7,8 @@ stepped and kept in their own dtype, so a float64 parameter keeps steps far
 below float32's resolution, as Keras's own optimizers do.
 """
 
+import functools
+
 import keras
 
 from keras_signadam import compat
@@ -21,15 +23,20 @@ def compute_dtype(variable):
 
 
 def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
-                        initializer="zeros"):
+                        initializer="zeros", per_replica=False):
     """One optimizer variable per model variable.
 
     `shape=None` mirrors the model variable's shape; `dtype=None` is the
     model variable's `compute_dtype`.
     Variables that Keras overwrites with their gradient get `None`, as in
     `add_optimizer_variables`. Under `tf.distribute` each is placed with
-    its model variable.
+    its model variable; `per_replica=True` makes it a variable whose
+    replicas hold values of their own (`synchronization="on_read"`), read
+    outside the replicas (saving, checkpoints) as their mean and written
+    there to every replica.
     """
+    add = (functools.partial(_per_replica_variable, optimizer)
+           if per_replica else optimizer.add_variable)
     states = []
     for variable in var_list:
         if compat.overwrites_with_gradient(optimizer, variable):
@@ -41,7 +48,7 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
             _colocated(
                 optimizer,
                 variable,
-                lambda v=variable, path=path: optimizer.add_variable(
+                lambda v=variable, path=path: add(
                     shape=v.shape if shape is None else shape,
                     initializer=initializer,
                     dtype=dtype or compute_dtype(v),
@@ -53,6 +60,18 @@ def add_state_variables(optimizer, var_list, name, shape=None, dtype=None,
             )
         )
     return states
+
+
+def _per_replica_variable(optimizer, shape, initializer, dtype, name,
+                          layout=None):
+    """`optimizer.add_variable`, with values of each replica's own."""
+    with keras.name_scope(optimizer.name, caller=optimizer):
+        variable = keras.Variable(
+            initializer=keras.initializers.get(initializer), shape=shape,
+            dtype=dtype, trainable=False, aggregation="mean",
+            synchronization="on_read", name=name)
+    compat.track_variable(optimizer, variable)
+    return variable
 
 
 def _colocated(optimizer, variable, create):

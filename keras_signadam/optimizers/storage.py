@@ -64,11 +64,13 @@ def check_state_dtype(value, moments, optimizer_name):
             f"{optimizer_name} keeps no per-parameter state, so "
             "`state_dtype` does not apply; leave it None. Received: "
             f"state_dtype={value!r}")
-    if value == "int8" and not all(m.bounded for m in moments):
+    unbounded = [m.name for m in moments if not m.bounded]
+    if value == "int8" and unbounded:
         raise ValueError(
-            f"{optimizer_name}'s moments are not bounded, so they cannot "
-            "be stored as 8-bit codes; `state_dtype=\"int8\"` is for "
-            "SignAdam and SignAdamPP. Use 'bfloat16'. Received: "
+            f"{optimizer_name}'s moments are not bounded ("
+            f"{', '.join(unbounded)}), so they cannot be stored as 8-bit "
+            "codes; `state_dtype=\"int8\"` is for SignAdam and SignAdamPP "
+            "without error feedback. Use 'bfloat16'. Received: "
             "state_dtype='int8'")
     return value
 

@@ -51,6 +51,12 @@ FACTORIES = {
     "SignAdamPP relative": lambda: ks.SignAdamPP(
         1e-2, threshold=0.5, threshold_mode="relative",
         aggregation="majority_vote", track_statistics=True),
+    # Each replica with its own residual.
+    "SignAdamPP EF": lambda: ks.SignAdamPP(1e-2, threshold=5e-4,
+                                           aggregation="majority_vote",
+                                           error_feedback=True),
+    "Signum EF": lambda: ks.Signum(1e-2, aggregation="majority_vote",
+                                   error_feedback=True),
     # The exact float32 sum, for the bytes it moves.
     "SignAdamPP sum": lambda: ks.SignAdamPP(1e-2, threshold=5e-4),
 }
@@ -131,12 +137,21 @@ def run_steps(case, arrays, log):
         copies = getattr(v.value, "values", (v.value,))
         out[f"{case}/optimizer{i}"] = np.stack(
             [tf.cast(c, "float64").numpy() for c in copies])
+    out[f"{case}/optimizer_paths"] = np.array(
+        [v.path for v in optimizer.variables])
     if optimizer.track_statistics:
         out[f"{case}/sparsity"] = np.array(optimizer.sparsity)
     return out
 
 
-FIT_OPTIMIZERS = ("SignSGD", "SignAdamPP")
+FIT_OPTIMIZERS = ("SignSGD", "SignAdamPP", "SignAdamPP EF")
+
+
+def residuals(optimizer):
+    """Every replica's copy of each error-feedback residual."""
+    return [np.stack([keras.ops.convert_to_numpy(c) for c in
+                      getattr(v.value, "values", (v.value,))])
+            for v in optimizer.variables if v.path.endswith("_residual")]
 
 
 def fit_rows(replicas):
@@ -169,27 +184,40 @@ def fit_rows(replicas):
                 loss=keras.losses.SparseCategoricalCrossentropy(
                     from_logits=True))
         first = fit(model, 1)
+        saved_residuals = residuals(model.optimizer)
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.keras")
             model.save(path)
             losses = first + fit(model, 2, initial_epoch=1)
-            # Resumed under a fresh strategy from the file: the same run.
+            # Resumed under a fresh strategy from the file: the same run
+            # (per-replica residuals come back as their mean).
             with strategy_for(replicas).scope():
                 resumed = keras.models.load_model(path)
+            loaded_residuals = residuals(resumed.optimizer)
             fit(resumed, 2, initial_epoch=1)
-        state = model.weights + model.optimizer.variables
+        shared = [v for v in model.weights + model.optimizer.variables
+                  if not v.path.endswith("_residual")]
         spread = max(float(np.max(np.abs(c - copies(v)[0])))
-                     for v in state for c in copies(v))
+                     for v in shared for c in copies(v))
+        resumed_shared = [v for v in resumed.weights
+                          + resumed.optimizer.variables
+                          if not v.path.endswith("_residual")]
         resume_difference = max(
             float(np.max(np.abs(a - b)))
-            for v, w in zip(state, resumed.weights
-                            + resumed.optimizer.variables)
+            for v, w in zip(shared, resumed_shared)
             for a, b in zip(copies(v), copies(w)))
+        residual_rows = [{
+            "replicas_differ": bool(np.any(saved[0] != saved[-1])),
+            "loaded_minus_mean": float(np.max(np.abs(
+                loaded - saved.mean(axis=0, dtype=np.float64)))),
+            "loaded_copies": int(loaded.shape[0]),
+            "scale": float(np.max(np.abs(saved))),
+        } for saved, loaded in zip(saved_residuals, loaded_residuals)]
         rows.append({"optimizer": name, "replicas": replicas,
                      "copies": len(copies(model.weights[0])),
                      "aggregation": resumed.optimizer.aggregation,
                      "spread": spread, "resume_difference": resume_difference,
-                     "loss": losses})
+                     "residuals": residual_rows, "loss": losses})
     return rows
 
 
