@@ -7,6 +7,13 @@ import numpy as np
 from keras_signadam import checks
 from keras_signadam.callbacks import common
 
+# The default upper bound of the threshold by `threshold_mode` (see the
+# class docstring).
+MAX_THRESHOLDS = {"absolute": 1.0, "relative": 10.0}
+# A fall of the sparsity smaller than this after delta was lowered counts
+# as none (see `AdaptiveConfidence._saturated`).
+SATURATION_TOLERANCE = 0.01
+
 
 class AdaptiveConfidence(keras.callbacks.Callback):
     """Adapts the signADAM++ confidence threshold delta during training.
@@ -46,7 +53,13 @@ class AdaptiveConfidence(keras.callbacks.Callback):
 
     delta is always kept within `[min_threshold, max_threshold]` (a delta of
     0 is started from `min_threshold`, since the multiplicative rule cannot
-    leave 0). The threshold is an optimizer variable, so nothing re-traces.
+    leave 0). The upper bound follows the optimizer's `threshold_mode`: an
+    absolute delta is a gradient magnitude, capped at 1.0; a relative one
+    multiplies the tensor's gradient RMS, and at delta = 10 at most 1% of a
+    tensor's components can exceed delta * RMS (Chebyshev's inequality:
+    the fraction above k * RMS is at most 1 / k**2), so every target up to
+    0.99 stays reachable. The threshold is an optimizer variable, so
+    nothing re-traces.
     `threshold` and `sparsity` are written into `logs` every epoch, so
     `History`, `CSVLogger` and `TensorBoard` show them (place this callback
     before those). The full series of the controller's observations is kept
@@ -73,7 +86,9 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         mode: `"min"`, `"max"` or `"auto"` (max for names containing
             "acc", else min).
         min_threshold: Lower bound of delta (> 0). Defaults to `1e-6`.
-        max_threshold: Upper bound of delta. Defaults to `1.0`.
+        max_threshold: Upper bound of delta, or `None`: `1.0` for an
+            absolute threshold, `10.0` for a relative one (see above).
+            Defaults to `None`.
         verbose: 1 prints plateau changes.
     """
 
@@ -89,7 +104,7 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         min_delta=0.0,
         mode="auto",
         min_threshold=1e-6,
-        max_threshold=1.0,
+        max_threshold=None,
         verbose=0,
     ):
         super().__init__()
@@ -118,15 +133,10 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         self.min_threshold = checks.check_positive(
             "min_threshold", min_threshold
         )
-        self.max_threshold = checks.check_positive(
-            "max_threshold", max_threshold
-        )
-        if self.max_threshold < self.min_threshold:
-            raise ValueError(
-                "Argument `max_threshold` must be >= `min_threshold`. "
-                f"Received: max_threshold={max_threshold!r}, "
-                f"min_threshold={min_threshold!r}"
-            )
+        self.max_threshold = None if max_threshold is None else (
+            checks.check_positive("max_threshold", max_threshold))
+        if max_threshold is not None:
+            self._check_bounds(self.max_threshold)
         self.mode = checks.check_choice("mode", mode, ("auto", "min", "max"))
         self.target_sparsity = target_sparsity
         self.update_every = update_every
@@ -135,6 +145,23 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         self.verbose = verbose
         self.history = {"epoch": [], "step": [], "threshold": [],
                         "sparsity": [], "target": []}
+
+    def _check_bounds(self, max_threshold):
+        if max_threshold < self.min_threshold:
+            raise ValueError(
+                "Argument `max_threshold` must be >= `min_threshold`. "
+                f"Received: max_threshold={max_threshold!r}, "
+                f"min_threshold={self.min_threshold!r}"
+            )
+
+    def upper_bound(self, optimizer=None):
+        """`max_threshold`, or the default for the optimizer's
+        `threshold_mode`."""
+        if self.max_threshold is not None:
+            return self.max_threshold
+        optimizer = optimizer or self._optimizer
+        mode = getattr(optimizer, "threshold_mode", "absolute")
+        return MAX_THRESHOLDS[mode]
 
     @staticmethod
     def _check_target(value, name="target_sparsity"):
@@ -157,7 +184,7 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         return target
 
     def _clip(self, value):
-        return min(max(value, self.min_threshold), self.max_threshold)
+        return min(max(value, self.min_threshold), self._upper)
 
     @property
     def _optimizer(self):
@@ -168,11 +195,14 @@ class AdaptiveConfidence(keras.callbacks.Callback):
 
     # -------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
+        self._upper = self.upper_bound()
+        self._check_bounds(self._upper)
         if self.target_sparsity is not None:
             # The controller reads the last step's sparsity.
             common.enable_statistics(self.model, self._optimizer)
         self._epoch = 0
         self._batches = 0
+        self._before_change = None
         self._wait = 0
         self._warned = False
         minimize = self.mode == "min" or (
@@ -200,12 +230,28 @@ class AdaptiveConfidence(keras.callbacks.Callback):
             max(current, self.min_threshold)
             * math.exp(self.gain * (target - observed))
         )
+        if new < current and self._saturated(observed):
+            new = current
+        elif new != current:
+            self._before_change = (new < current, observed)
         common.set_threshold(self._optimizer, new)
         self.history["epoch"].append(self._epoch)
         self.history["step"].append(self._batches)
         self.history["threshold"].append(new)
         self.history["sparsity"].append(observed)
         self.history["target"].append(target)
+
+    def _saturated(self, observed):
+        """Whether the last decrease of delta left the sparsity where it
+        was (within `SATURATION_TOLERANCE`): the components still filtered
+        have exactly zero gradient (dead units, unused inputs), which no
+        delta lets through. Lowering delta further would only have to be
+        undone, decade by decade, once the target rises above them."""
+        if self._before_change is None:
+            return False
+        lowered, observed_before = self._before_change
+        return lowered and observed >= observed_before - (
+            SATURATION_TOLERANCE)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
