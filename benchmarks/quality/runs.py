@@ -13,8 +13,11 @@ import os
 
 RUNS_PER_WORKER = 40
 
-# Extra configurations of the threshold study: (optimizer, callbacks).
-STUDIES = ("fixed", "adaptive", "plateau")
+# The threshold study's configurations: a fixed threshold and
+# `AdaptiveConfidence()` with an absolute threshold (SignAdamPP's default)
+# and a relative one (the recipe), and Adam with ReduceLROnPlateau.
+STUDIES = ("fixed", "adaptive", "fixed relative", "adaptive relative",
+           "plateau")
 
 _DATA = {}
 
@@ -47,7 +50,7 @@ def _callbacks(spec):
 
     own = optimizers.CALLBACKS.get(spec["optimizer"], list)()
     study = spec.get("study")
-    if study == "adaptive":
+    if study in ("adaptive", "adaptive relative"):
         return own + [ks.callbacks.AdaptiveConfidence()]
     if study == "plateau":
         return own + [keras.callbacks.ReduceLROnPlateau(
@@ -98,6 +101,8 @@ def run(spec):
         task.build_model, (train, test), _optimizer(spec, steps),
         spec["epochs"], task.batch_size, seed=spec["seed"],
         callbacks=callbacks, validation=val,
+        loss=task.loss() if task.loss else None,
+        metric=task.metric() if task.metric else "accuracy",
     )
     history = outcome.history
 
@@ -120,7 +125,28 @@ def run(spec):
             record["threshold"] = rounded(history["threshold"])
         elif threshold is not None:
             record["threshold"] = rounded([float(threshold)] * spec["epochs"])
+        controller = [c for c in callbacks
+                      if hasattr(c, "history") and "target" in getattr(
+                          c, "history", {})]
+        if controller:
+            record.update(_controller_end(controller[0].history,
+                                          spec["epochs"]))
     return record
+
+
+def _controller_end(history, epochs):
+    """The sparsity `AdaptiveConfidence` observed at the end of training
+    (the mean over the second half of the last epoch's observations: one
+    step's count is noisy) and the target it aimed at then."""
+    last = [i for i, e in enumerate(history["epoch"]) if e == epochs - 1]
+    if not last:
+        return {}
+    second_half = last[len(last) // 2:]
+    return dict(
+        end_sparsity=round(float(sum(history["sparsity"][i]
+                                     for i in second_half)
+                                 / len(second_half)), 5),
+        end_target=round(float(history["target"][last[-1]]), 5))
 
 
 def run_all(specs, workers, on_record):

@@ -22,7 +22,9 @@ class Cell:
     def __init__(self, records):
         self.records = records
         self.learning_rate = records[0]["learning_rate"]
-        self.val = float(np.mean([r["val_accuracy"][-1] for r in records]))
+        val = float(np.mean([r["val_accuracy"][-1] for r in records]))
+        # A run that diverged (NaN) is never the choice.
+        self.val = val if np.isfinite(val) else -np.inf
         self.test, self.test_error = mean_and_error(
             [r["test_accuracy"] for r in records])
         self.gap, self.gap_error = mean_and_error(
@@ -93,12 +95,61 @@ def recipe_target(best, tasks, recipe, baseline="Adam"):
     return rows
 
 
-def adaptive_target(studies, tasks):
+def leave_one_task_out(best, tasks, candidates, baseline="Adam"):
+    """The recommended setting for each task, chosen without it.
+
+    A candidate's margin on a task is its validation score minus the
+    baseline's (each at the learning rate and schedule its own validation
+    runs chose). For each held-out task the candidate with the highest mean
+    margin over the other tasks is chosen (ties: the earlier candidate),
+    and its test score on the held-out task is what counts; the candidate
+    with the highest mean margin over all tasks is the in-sample choice,
+    shown beside it. Returns {task: (chosen, its cell, in-sample choice,
+    its cell, baseline cell, chosen within one SE of the baseline)}.
+    """
+    tasks = [t for t in tasks if (t, baseline) in best]
+    candidates = [c for c in candidates
+                  if all((t, c) in best for t in tasks)]
+    if len(tasks) < 2 or not candidates:
+        return {}
+    margin = {(c, t): best[(t, c)][1].val - best[(t, baseline)][1].val
+              for c in candidates for t in tasks}
+
+    def choice(over):
+        return max(candidates, key=lambda c: (
+            np.mean([margin[(c, t)] for t in over]), -candidates.index(c)))
+
+    in_sample = choice(tasks)
+    rows = {}
+    for held in tasks:
+        chosen = choice([t for t in tasks if t != held])
+        ours, theirs = best[(held, chosen)][1], best[(held, baseline)][1]
+        error = theirs.test_error if np.isfinite(theirs.test_error) else 0.0
+        rows[held] = (chosen, ours, in_sample, best[(held, in_sample)][1],
+                      theirs, ours.test >= theirs.test - error)
+    return rows
+
+
+def controller_ends(records, tolerance=0.05):
+    """Per (task, study) of the threshold study with `AdaptiveConfidence`:
+    (mean end sparsity, end target, within `tolerance`)."""
+    rows = {}
+    for (task, study), runs in group(
+            [r for r in records if "end_sparsity" in r],
+            "task", "study").items():
+        end = float(np.mean([r["end_sparsity"] for r in runs]))
+        target = float(np.mean([r["end_target"] for r in runs]))
+        rows[(task, study)] = (end, target, abs(end - target) <= tolerance)
+    return rows
+
+
+def adaptive_target(studies, tasks, fixed_name="fixed",
+                    adaptive_name="adaptive"):
     """Per task, (fixed, adaptive, narrower gap, accuracy kept)."""
     rows = {}
     for task in tasks:
-        fixed, adaptive = studies.get((task, "fixed")), studies.get(
-            (task, "adaptive"))
+        fixed, adaptive = studies.get((task, fixed_name)), studies.get(
+            (task, adaptive_name))
         if fixed is None or adaptive is None:
             continue
         error = fixed.test_error if np.isfinite(fixed.test_error) else 0.0

@@ -53,13 +53,17 @@ def num_classes(data):
 
 
 def train_and_evaluate(model_fn, data, optimizer, epochs, batch_size,
-                       seed=0, callbacks=(), on_epoch=None, validation=None):
+                       seed=0, callbacks=(), on_epoch=None, validation=None,
+                       loss=None, metric="accuracy"):
     """Seeds, builds ``model_fn(input_shape, num_classes)`` (logits),
-    compiles it with `optimizer` and sparse cross-entropy, fits it with
-    `validation` (an ``(x, y)`` pair; by default the test split) as
-    validation data, and evaluates the final weights on the training and
-    test splits.
+    compiles it with `optimizer` and `loss` (by default sparse
+    cross-entropy on logits) and `metric`, fits it with `validation` (an
+    ``(x, y)`` pair; by default the test split) as validation data, and
+    evaluates the final weights on the training and test splits.
 
+    The metric's values are reported as the outcome's `*_accuracy` and
+    the history's ``"accuracy"`` and ``"val_accuracy"`` (for a regression,
+    pass ``metric=keras.metrics.R2Score(name="accuracy")``).
     `on_epoch(epoch, logs, seconds)` is called after each epoch.
     """
     (x_train, y_train), (x_test, y_test) = data
@@ -67,8 +71,9 @@ def train_and_evaluate(model_fn, data, optimizer, epochs, batch_size,
     model = model_fn(x_train.shape[1:], num_classes(data))
     model.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True),
+        metrics=[metric],
     )
     recorder = _EpochRecorder(on_epoch)
     history = model.fit(
