@@ -11,7 +11,8 @@ Measures `aggregation="majority_vote"` against the exact float32 sum:
    algorithms: an all-reduce of n bytes sends 2 (R - 1) / R n per replica,
    an all-gather of n bytes per replica sends (R - 1) n.
 2. Digits test accuracy at 4 replicas (`model.fit`, global batch 128),
-   voted against exact, for each sign optimizer, over 3 seeds.
+   voted (with and without error feedback) against exact, for each sign
+   optimizer, over 3 seeds.
 3. Step time: MirroredStrategy in one process, and MultiWorkerMirrored-
    Strategy with two workers on loopback. Loopback hides the network (it
    moves bytes at memory speed), so these times show the cost of packing
@@ -38,7 +39,10 @@ RESNET50_PARAMETERS = 25_557_032
 BYTES_HEADER = ("| replicas | aggregation | collective | sent B | received B "
                 "| bits/param sent | wire B | vs float32 | chosen | step ms |")
 ACCURACY_HEADER = ("| optimizer | exact float32 sum | majority vote | "
-                   "difference |")
+                   "difference | vote with error feedback | difference |")
+ACCURACY_MODES = ("sum", "majority_vote", "majority_vote EF")
+# The target of the vote with error feedback: within this of exact.
+EF_TOLERANCE = 0.005
 LOOPBACK_HEADER = "| aggregation | step ms |"
 COST_HEADER = ("| replicas | float32 B/param | vote B/param | ratio | "
                "1 Gbit/s float32 / vote ms | 10 Gbit/s | 100 Gbit/s |")
@@ -54,6 +58,8 @@ def optimizer_for(name, mode, **kwargs):
     import keras_signadam as ks
 
     aggregation = "sum" if mode == "sum" else "majority_vote"
+    if mode.endswith("EF"):
+        kwargs["error_feedback"] = True
     return getattr(ks, name)(1e-3, aggregation=aggregation, **kwargs)
 
 
@@ -207,7 +213,7 @@ def child_accuracy(replicas, seeds, epochs):
 
     rows = []
     for name in SIGN_OPTIMIZERS:
-        for mode in ("sum", "majority_vote"):
+        for mode in ACCURACY_MODES:
             for seed in seeds:
                 with strategy.scope():
                     keras.utils.set_random_seed(seed)
@@ -376,14 +382,22 @@ def main(argv=None):
     emit()
     table(emit, ACCURACY_HEADER)
     rows = run_child("accuracy", 4, epochs, *seeds)
+    feedback_gaps = {}
     for name in SIGN_OPTIMIZERS:
-        exact, voted = (
-            [r["test_accuracy"] for r in rows
-             if r["optimizer"] == name and r["mode"] == mode]
-            for mode in ("sum", "majority_vote"))
-        (em, ee), (vm, ve) = mean_and_error(exact), mean_and_error(voted)
+        (em, ee), (vm, ve), (fm, fe) = (
+            mean_and_error([r["test_accuracy"] for r in rows
+                            if r["optimizer"] == name and r["mode"] == mode])
+            for mode in ACCURACY_MODES)
+        feedback_gaps[name] = fm - em
         emit(f"| {name} | {em:.4f} ± {ee:.4f} | {vm:.4f} ± {ve:.4f} | "
-             f"{vm - em:+.4f} |")
+             f"{vm - em:+.4f} | {fm:.4f} ± {fe:.4f} | {fm - em:+.4f} |")
+    emit()
+    for name in ("Signum", "SignAdamPP"):
+        gap = feedback_gaps[name]
+        emit(f"- Target: {name}'s vote with error feedback within "
+             f"{100 * EF_TOLERANCE:g} points of exact aggregation at 4 "
+             f"replicas: {100 * gap:+.2f} points, "
+             f"{'met' if gap >= -EF_TOLERANCE else 'NOT met'}.")
     emit()
 
     emit("## Step time, two workers on loopback")
@@ -392,7 +406,8 @@ def main(argv=None):
          f"127.0.0.1, digits MLP of width {width}, SignAdamPP, global "
          "batch 64, median of the step times. Loopback moves bytes at "
          "memory speed, so this shows what packing and voting cost, not "
-         "what fewer bytes save.")
+         "what fewer bytes save; `benchmarks/slow_link` measures both on "
+         "rate-limited links.")
     emit()
     table(emit, LOOPBACK_HEADER)
     for row in run_workers(steps, width):

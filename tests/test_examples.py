@@ -19,27 +19,27 @@ def numbers_after(label, text):
 
 
 def test_custom_training_loop():
-    out = run_example("custom_training_loop.py", "--epochs", "3")
+    out = run_example("custom_training_loop.py", "--epochs", "2")
     accuracies = numbers_after("test accuracy", out)
-    assert len(accuracies) == 3 and accuracies[-1] > 0.85
+    assert len(accuracies) == 2 and accuracies[-1] > 0.85
     assert all(0 < s < 1 for s in numbers_after("sparsity", out))
 
 
 def test_mixed_precision():
-    out = run_example("mixed_precision.py", "--epochs", "3")
-    assert numbers_after("test accuracy", out)[-1] > 0.85
+    out = run_example("mixed_precision.py", "--epochs", "2")
+    assert numbers_after("test accuracy", out)[-1] > 0.8
     assert "weights float32, compute float16" in out
 
 
 def test_save_and_resume_matches_uninterrupted():
-    out = run_example("save_and_resume.py", "--epochs", "4")
+    out = run_example("save_and_resume.py", "--epochs", "2")
     assert numbers_after("uninterrupted:", out) == [0.0]
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_other_backends_train_every_optimizer(backend):
     out = run_example("other_backends.py", "--backend", backend,
-                      "--epochs", "3")
+                      "--epochs", "2")
     assert f"Keras backend: {backend}" in out
     for name in ("SignAdamPP", "SignAdam", "Signum", "SignSGD", "NovoGrad",
                  "SignAdamPP \\+ AdaptiveConfidence"):
@@ -48,7 +48,7 @@ def test_other_backends_train_every_optimizer(backend):
     # first, then up).
     line = re.search(r"threshold per epoch (.*)", out).group(1)
     thresholds = [float(t) for t in line.split()]
-    assert len(thresholds) == 3
+    assert len(thresholds) == 2
     assert thresholds[0] < 5e-4 < thresholds[-1]
 
 

@@ -242,12 +242,14 @@ CONSTRUCTOR = {
                                    st.sampled_from([0.0, 64.0])),
     "state_dtype": st.sampled_from([None, "float32", "bfloat16", "int8",
                                     "float16"]),
+    "aggregation": st.sampled_from(["sum", "majority_vote", "vote"]),
+    "error_feedback": st.sampled_from([False, True, "yes"]),
 }
+SIGN = ("learning_rate", "weight_decay", "loss_scale_factor", "state_dtype",
+        "aggregation", "error_feedback")
 APPLIES = {
-    ks.SignSGD: ("learning_rate", "weight_decay", "loss_scale_factor",
-                 "state_dtype"),
-    ks.Signum: ("learning_rate", "weight_decay", "loss_scale_factor",
-                "state_dtype"),
+    ks.SignSGD: SIGN,
+    ks.Signum: SIGN,
     ks.SignAdam: tuple(CONSTRUCTOR),
     ks.SignAdamPP: tuple(CONSTRUCTOR),
     ks.NovoGrad: tuple(CONSTRUCTOR),

@@ -20,6 +20,9 @@ from tests.helpers import start_python
 from tests.helpers import to_numpy
 
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "majority_vote.py")
+# `model.fit`, save and resume under the vote run at this replica count
+# (its integer all-reduce; the all-gather is checked step by step).
+FIT_REPLICAS = 4
 STEPS = 4
 SHAPES = [(37, 29), (301,)]
 LR = 1e-2
@@ -143,21 +146,21 @@ def voted_steps(tmp_path_factory):
             arrays[f"{key}/theta{i}"] = theta
             arrays[f"{key}/grad{i}"] = g
     np.savez(folder / "input.npz", **arrays)
-    # One process per replica count runs the steps and the fits; the two
-    # run side by side.
+    # One process per replica count runs the steps, the one at 4 replicas
+    # also the fits; the two run side by side.
     children = {
         replicas: start_python([SCRIPT, "steps", str(replicas),
                                 str(folder / "input.npz"),
-                                str(folder / f"output{replicas}.npz"),
-                                str(folder / f"fit{replicas}.json")])
+                                str(folder / f"output{replicas}.npz")]
+                               + ([str(folder / "fit.json")]
+                                  if replicas == FIT_REPLICAS else []))
         for replicas in (2, 4)}
     out = {}
     for replicas, child in children.items():
         _, stderr = child.communicate(timeout=900)
         assert child.returncode == 0, stderr[-4000:]
         out.update(np.load(folder / f"output{replicas}.npz"))
-        out[f"fit/{replicas}"] = json.loads(
-            (folder / f"fit{replicas}.json").read_text())
+    out["fit"] = json.loads((folder / "fit.json").read_text())
     return arrays, out
 
 
@@ -223,8 +226,11 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
             # Each replica's own residual, as the reference's.
             i = [p for p in paths if p.endswith("_residual")].index(path)
             for r in range(replicas):
+                # The scale a sums the tensor in float32: its rounding,
+                # times a, is the tolerance.
+                scale = np.abs(residuals[r][i]).max()
                 np.testing.assert_allclose(copies[r], residuals[r][i],
-                                           rtol=1e-5, atol=1e-9,
+                                           rtol=1e-5, atol=1e-5 * scale,
                                            err_msg=path)
             assert np.any(copies[0] != copies[1])
             continue
@@ -281,13 +287,11 @@ def test_collectives_move_8_to_16x_fewer_bytes(voted_steps, replicas,
     assert ring["sum"] / ring[chosen] >= fewer
 
 
-@pytest.mark.parametrize("replicas", [2, 4])
-def test_fit_keeps_replicas_identical_and_resumes(voted_steps, replicas):
-    rows = voted_steps[1][f"fit/{replicas}"]
-    assert [r["optimizer"] for r in rows] == [
-        "SignSGD", "SignAdamPP", "SignAdamPP EF"]
+def test_fit_keeps_replicas_identical_and_resumes(voted_steps):
+    rows = voted_steps[1]["fit"]
+    assert [r["optimizer"] for r in rows] == ["SignAdamPP", "SignAdamPP EF"]
     for row in rows:
-        assert row["copies"] == row["replicas"]
+        assert row["copies"] == row["replicas"] == FIT_REPLICAS
         assert row["spread"] == 0.0, row
         assert row["loss"][-1] < row["loss"][0], row
         assert row["aggregation"] == "majority_vote"

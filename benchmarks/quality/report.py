@@ -12,9 +12,9 @@ from benchmarks.quality.tasks import TASKS
 TASK_HEADER = ("| optimizer | schedule | lr | test acc | gap | epochs to 95% "
                "| s/epoch | test acc per lr |")
 STUDY_HEADER = "| task | configuration | lr | test acc | gap |"
-LOTO_HEADER = ("| held-out task | chosen on the other tasks | its test score | "
-               "Adam | within 1 SE | chosen on all tasks (in-sample) | its "
-               "test score |")
+LOTO_HEADER = ("| held-out task | chosen on the other tasks | its test "
+               "score | Adam | within 1 SE | chosen on all tasks (in-sample) "
+               "| its test score |")
 
 
 def summary_header(tasks):
@@ -22,9 +22,10 @@ def summary_header(tasks):
 
 
 # The tables of a full run, for the check that committed results are
-# current.
-TABLE_HEADERS = [summary_header(TASKS), TASK_HEADER, LOTO_HEADER,
-                 STUDY_HEADER]
+# current; runs made before the suite had seven tasks (the committed
+# variants, state dtypes, wide grid and GPU runs) have the first four.
+TABLE_HEADERS = [summary_header(TASKS), summary_header(list(TASKS)[:4]),
+                 TASK_HEADER, LOTO_HEADER, STUDY_HEADER]
 
 
 def _pm(mean, error, digits=4):

@@ -6,7 +6,8 @@ MirroredStrategy with single-device `fit` on the same global batches:
 - the per-batch loss curves and the final weights of both runs, the largest
   difference between the two replicas' copies of every variable, and how
   many compiled update functions ran (one per variable and device);
-- for SignAdamPP and NovoGrad (the gradient does not depend on the
+- for SignAdamPP (float or int8 state) and NovoGrad (the gradient does
+  not depend on the
   optimizer beyond the weights it reached), the gradient each setting
   hands the optimizer, recorded at the trained weights: under the
   strategy it is the sum of the two replicas' partial gradients, so it
@@ -46,7 +47,7 @@ from same_batches import fit  # noqa: E402
 from keras_signadam.optimizers.base import Optimizer  # noqa: E402
 
 DEVICES = ["/cpu:0", "/cpu:1"]
-GRADIENT_REPORTS = ("SignAdamPP", "NovoGrad")
+GRADIENT_REPORTS = ("SignAdamPP", "SignAdamPP int8 state", "NovoGrad")
 
 
 class GradientRecorder(Optimizer):
@@ -171,7 +172,7 @@ def main():
                                              + optimizer.variables),
             "compiled_functions": len(optimizer._compiled.functions),
         }
-        if name == "SignAdamPP":
+        if name.startswith("SignAdamPP"):
             row["sparsity_single"] = single.optimizer.sparsity
             row["sparsity_mirrored"] = optimizer.sparsity
         if name in GRADIENT_REPORTS:

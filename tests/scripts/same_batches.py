@@ -20,7 +20,7 @@ FACTORIES = {
     "SignAdamPP bfloat16 state": lambda: ks.SignAdamPP(
         1e-3, state_dtype="bfloat16"),
     "SignAdamPP int8 state": lambda: ks.SignAdamPP(
-        1e-3, state_dtype="int8"),
+        1e-3, state_dtype="int8", track_statistics=True),
 }
 EPOCHS, BATCH = 3, 64
 

@@ -1,0 +1,473 @@
+"""Time to accuracy on rate-limited links: the vote against the float32
+all-reduce, end to end.
+
+    python -m benchmarks.slow_link [--quick]
+        [--rates none,10gbit,1gbit,100mbit] [--workers 2,4] [--tta 1gbit:4]
+        [--seeds 3] [--epochs 15] [--configs A,B] [--output FILE]
+
+Needs root and iproute2 (`ip`, `tc`): it makes a private network namespace,
+limits its loopback with a token-bucket filter, and runs the workers of a
+`MultiWorkerMirroredStrategy` inside it on 127.0.0.1 (`namespace.py`);
+the namespace is removed at the end, on an error and on Ctrl-C. Without
+root or iproute2 it stops with one line.
+
+1. In one process, the voting step against the float32 step at 8 logical
+   CPU replicas (no network).
+2. Learning rates: for each configuration, the same grid of multiples of
+   its default, one run each under a MirroredStrategy of as many logical
+   CPUs as the time-to-accuracy runs have workers (the same arithmetic,
+   votes included); the best final validation accuracy chooses.
+3. For every worker count and link rate: each configuration's median step
+   time, its compute alone (the step without collectives), the payload it
+   hands the collectives and the bytes the loopback carried per step, at
+   4.35M parameters (the targets) and 10.5M (the time-to-accuracy model).
+4. For each link of `--tta`: every configuration trained end to end over
+   the seeds, the validation accuracy read with the clock stopped; time to
+   accuracy is the training time until the validation accuracy first
+   reaches Adam's final accuracy (mean over seeds) minus 0.5 points.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
+    __file__))))
+TARGET_WIDTH = 2048     # 4.35M parameters: the step-time targets
+TTA_WIDTH = 3200        # 10.5M parameters: time to accuracy
+FACTORS = (0.3, 1.0, 3.0, 10.0)
+DEFAULT_LR = 1e-3
+TOLERANCE = 0.005       # the accuracy target: Adam's final minus this
+TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
+               "SignAdamPP vote EF", "Signum vote", "Signum vote EF")
+VOTES = {"SignAdamPP vote": "SignAdamPP sum",
+         "SignAdamPP vote EF": "SignAdamPP sum",
+         "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}
+
+STEP_HEADER = ("| workers | link | parameters | configuration | step ms | "
+               "compute ms | communication ms | vote / sum | payload B per "
+               "replica | loopback B per replica |")
+TTA_HEADER = ("| link | workers | configuration | lr | time to target s | "
+              "reached | steps to target | final val acc | test acc | "
+              "time vs Adam |")
+LR_HEADER = "| configuration | lr chosen | validation accuracy per lr |"
+INPROCESS_HEADER = "| replicas | configuration | step ms | vote / sum |"
+TABLE_HEADERS = [INPROCESS_HEADER, STEP_HEADER, TTA_HEADER, LR_HEADER]
+
+
+def parse(argv):
+    from benchmarks.slow_link import namespace
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.slow_link",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="2 workers, no limit and 1 Gbit/s, small "
+                             "models, few steps, 2 epochs, 1 seed, default "
+                             "learning rates, 2 replicas in one process")
+    parser.add_argument("--rates", default=None)
+    parser.add_argument("--workers", default=None)
+    parser.add_argument("--tta", default=None,
+                        help="links for time to accuracy, RATE:WORKERS, "
+                             "comma-separated")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--configs", default=None,
+                        help="a subset of the configurations, "
+                             "comma-separated")
+    parser.add_argument("--output", default=None)
+    args = parser.parse_args(argv)
+    from benchmarks.slow_link import worker
+
+    args.configs = [c.strip() for c in (args.configs or ",".join(
+        worker.CONFIGS)).split(",") if c.strip()]
+    unknown = [c for c in args.configs if c not in worker.CONFIGS]
+    if unknown or not args.configs:
+        parser.error(f"--configs: unknown {unknown or args.configs}; "
+                     f"choose from {', '.join(worker.CONFIGS)}")
+    quick = args.quick
+    try:
+        args.rates = [namespace.parse_rate(r) for r in (
+            args.rates or ("none,1gbit" if quick
+                           else "none,10gbit,1gbit,100mbit")).split(",")]
+    except ValueError as error:
+        parser.error(f"--rates: {error}")
+    try:
+        args.workers = [int(w) for w in (
+            args.workers or ("2" if quick else "2,4")).split(",")]
+        args.tta = [(namespace.parse_rate(link.split(":")[0]),
+                     int(link.split(":")[1]))
+                    for link in (args.tta or ("1gbit:2" if quick
+                                              else "1gbit:4")).split(",")
+                    if link]
+    except (ValueError, IndexError) as error:
+        parser.error(f"--workers / --tta: {error}")
+    if any(w < 2 for w in args.workers) or any(w < 2 for _, w in args.tta):
+        parser.error("--workers and --tta need at least 2 workers")
+    args.seeds = args.seeds or (1 if quick else 3)
+    args.epochs = args.epochs or (2 if quick else 15)
+    if args.seeds < 1 or args.epochs < 1:
+        parser.error("--seeds and --epochs must be >= 1")
+    args.widths = ((128, 256) if quick else (TARGET_WIDTH, TTA_WIDTH))
+    args.factors = (1.0,) if quick else FACTORS
+    args.steps, args.budget = (3, 10.0) if quick else (15, 60.0)
+    args.inprocess = 2 if quick else 8
+    return args
+
+
+# ---------------------------------------------------------- processes
+def python(module, *arguments):
+    return [sys.executable, "-m", module, *map(str, arguments)]
+
+
+def environment():
+    return dict(os.environ, PYTHONPATH=ROOT + os.pathsep
+                + os.environ.get("PYTHONPATH", ""),
+                TF_CPP_MIN_LOG_LEVEL="3")
+
+
+def run_child(argv, timeout=7200):
+    result = subprocess.run(argv, capture_output=True, text=True,
+                            env=environment(), cwd=ROOT, timeout=timeout)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv[:4])} failed:\n"
+                           + result.stderr[-3000:])
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+_PORT = [23000]
+
+
+def run_workers(ns, workers, plan, folder, timeout=14400):
+    """Runs `plan` on `workers` worker processes inside the namespace;
+    returns worker 0's results."""
+    plan_path = os.path.join(folder, f"plan{time.monotonic_ns()}.json")
+    output = plan_path.replace("plan", "out")
+    with open(plan_path, "w", encoding="utf-8") as f:
+        json.dump(plan, f)
+    port, _PORT[0] = _PORT[0], _PORT[0] + workers + 1
+    processes = [subprocess.Popen(
+        ns.command(python("benchmarks.slow_link.worker", index, workers,
+                          port, plan_path, output)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=environment(), cwd=ROOT) for index in range(workers)]
+    try:
+        errors = [p.communicate(timeout=timeout)[1] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for p, error in zip(processes, errors):
+        if p.returncode != 0:
+            raise RuntimeError(f"worker failed:\n{error[-3000:]}")
+    return read_lines(output)
+
+
+# -------------------------------------------------------------- phases
+def inprocess_steps(args, folder):
+    output = os.path.join(folder, "inprocess.json")
+    run_child(python("benchmarks.slow_link.inprocess", "steps",
+                     args.inprocess, args.widths[0],
+                     5 if args.quick else 20, output))
+    with open(output, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def select_rates(args, folder, replicas):
+    """{configuration: (chosen lr, {lr: validation accuracy})}."""
+    configs = tta_configs(args)
+    plan = [dict(config=config, width=args.widths[1],
+                 lr=round(DEFAULT_LR * factor, 12), seed=0,
+                 epochs=args.epochs)
+            for config in configs for factor in args.factors]
+    if len(args.factors) == 1:
+        return {c: (DEFAULT_LR, {}) for c in configs}
+    plan_path = os.path.join(folder, "select.json")
+    output = os.path.join(folder, "selected.jsonl")
+    with open(plan_path, "w", encoding="utf-8") as f:
+        json.dump(plan, f)
+    run_child(python("benchmarks.slow_link.inprocess", "select", replicas,
+                     plan_path, output))
+    chosen = {}
+    for row in read_lines(output):
+        chosen.setdefault(row["config"], {})[row["lr"]] = row["val_accuracy"]
+    # Ties go to the lower learning rate.
+    return {c: (max(accuracies, key=lambda lr: (accuracies[lr], -lr)),
+                accuracies) for c, accuracies in chosen.items()}
+
+
+def tta_configs(args):
+    return [c for c in TTA_CONFIGS if c in args.configs]
+
+
+def time_plan(args):
+    return [dict(kind="time", config=config, width=width, lr=DEFAULT_LR,
+                 steps=args.steps, budget=args.budget)
+            for width in args.widths for config in args.configs]
+
+
+def tta_plan(args, rates):
+    return [dict(kind="train", config=config, width=args.widths[1],
+                 lr=rates[config][0], seed=seed, epochs=args.epochs,
+                 evals_per_epoch=2)
+            for seed in range(args.seeds) for config in tta_configs(args)]
+
+
+# -------------------------------------------------------------- report
+def mean_and_error(values):
+    import numpy as np
+
+    values = np.asarray(values, float)
+    error = (values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1
+             else float("nan"))
+    return float(values.mean()), float(error)
+
+
+def _pm(mean, error, digits=1):
+    if error != error:  # NaN: one value
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {error:.{digits}f}"
+
+
+def step_rows(emit, results, rate_name):
+    by_key = {(r["workers"], r["rate"], r["width"], r["config"]): r
+              for r in results}
+    ratios = {}
+    for (workers, rate, width, config), r in sorted(
+            by_key.items(), key=lambda kv: (kv[0][0], -(kv[0][1] or 1e18),
+                                            kv[0][2])):
+        base = by_key.get((workers, rate, width, VOTES.get(config)))
+        ratio = r["step_ms"] / base["step_ms"] if base else None
+        if ratio is not None:
+            ratios[(workers, rate, width, config)] = ratio
+        wire = r["wire_bytes_per_step"]
+        emit(f"| {workers} | {rate_name(rate)} | {r['parameters'] / 1e6:.2f}M"
+             f" | {config} | {r['step_ms']:.1f} | {r['compute_ms']:.1f} | "
+             f"{max(0.0, r['step_ms'] - r['compute_ms']):.1f} | "
+             f"{'' if ratio is None else f'{ratio:.2f}'} | "
+             f"{r['payload_bytes']} | "
+             f"{'' if wire is None else f'{wire / workers:.0f}'} |")
+    return ratios
+
+
+def time_to_target(curve, target):
+    for seconds, step, accuracy in curve:
+        if accuracy >= target:
+            return seconds, step
+    return None, None
+
+
+def tta_rows(emit, results, rate_name):
+    """The table, and {(rate, workers, config): mean seconds}."""
+    import numpy as np
+
+    summary = {}
+    for (rate, workers) in sorted({(r["rate"], r["workers"])
+                                   for r in results}, key=str):
+        runs = [r for r in results if (r["rate"], r["workers"]) == (
+            rate, workers)]
+        adam = [r["curve"][-1][2] for r in runs if r["config"] == "Adam"]
+        if not adam:
+            continue
+        target = float(np.mean(adam)) - TOLERANCE
+        emit(f"Target at {rate_name(rate)}, {workers} workers: Adam's final "
+             f"validation accuracy {np.mean(adam):.4f} minus 0.5 points = "
+             f"{target:.4f}.")
+        emit()
+        emit(TTA_HEADER)
+        emit("|" + "---|" * (TTA_HEADER.count("|") - 1))
+        adam_time = None
+        for config in TTA_CONFIGS:
+            mine = [r for r in runs if r["config"] == config]
+            if not mine:
+                continue
+            reached = [time_to_target(r["curve"], target) for r in mine]
+            seconds = [s for s, _ in reached if s is not None]
+            steps = [k for _, k in reached if k is not None]
+            finals = [r["curve"][-1][2] for r in mine]
+            tests = [r["test_accuracy"] for r in mine]
+            all_reached = len(seconds) == len(mine)
+            mean_time = mean_and_error(seconds) if all_reached else None
+            if config == "Adam" and mean_time:
+                adam_time = mean_time[0]
+            if mean_time:
+                summary[(rate, workers, config)] = mean_time[0]
+            versus = (f"{mean_time[0] / adam_time:.2f}x"
+                      if mean_time and adam_time else "")
+            emit(f"| {rate_name(rate)} | {workers} | {config} | "
+                 f"{mine[0]['lr']:g} | "
+                 f"{_pm(*mean_time) if mean_time else 'not reached'} | "
+                 f"{len(seconds)} of {len(mine)} | "
+                 f"{_pm(*mean_and_error(steps), 0) if steps else ''} | "
+                 f"{_pm(*mean_and_error(finals), 4)} | "
+                 f"{_pm(*mean_and_error(tests), 4)} | {versus} |")
+        emit()
+    return summary
+
+
+def verdict(ok):
+    return "met" if ok else "NOT met"
+
+
+def write_report(args, inprocess, rates, steps, tta, seconds, output):
+    from benchmarks import machine
+    from benchmarks.slow_link import namespace
+
+    name = namespace.rate_name
+    report = machine.Report("Time to accuracy on slow links: the majority "
+                            "vote against the float32 all-reduce")
+    emit = report.emit
+    emit(f"Generated by `python -m benchmarks.slow_link"
+         f"{' --quick' if args.quick else ''}` in {seconds / 60:.1f} min. "
+         f"Workers are processes of this machine in a "
+         f"`MultiWorkerMirroredStrategy` (ring collectives over gRPC) on "
+         f"127.0.0.1 inside a private network namespace whose loopback is "
+         f"limited with `tc` tbf: the limit is shared by all the workers' "
+         f"traffic, as W workers behind one link of that rate. Each worker "
+         f"has {os.cpu_count()} // W threads. Digits (the quality "
+         f"benchmark's split), MLP 64-W-W-10, global batch 128, a custom "
+         f"`strategy.run` loop; lr {DEFAULT_LR:g} for the step times. "
+         f"Communication is the step minus its compute alone (gradients "
+         f"and update on one worker's share without collectives): packing, "
+         f"transfer and waiting.")
+    emit()
+    ratios = {}
+    emit("## Step time and bytes")
+    emit()
+    emit(STEP_HEADER)
+    emit("|" + "---|" * (STEP_HEADER.count("|") - 1))
+    ratios = step_rows(emit, steps, name)
+    emit()
+    emit("*Payload*: bytes one replica hands the collectives per step. "
+         "*Loopback*: bytes the namespace's loopback carried per step "
+         "(every worker's, with TCP and gRPC overhead), divided by the "
+         "workers.")
+    emit()
+    emit("## In one process")
+    emit()
+    emit(INPROCESS_HEADER)
+    emit("|" + "---|" * (INPROCESS_HEADER.count("|") - 1))
+    in_sum = next(r for r in inprocess if r["config"] == "SignAdamPP sum")
+    in_ratio = None
+    for r in inprocess:
+        ratio = r["step_ms"] / in_sum["step_ms"]
+        if r["config"] != "SignAdamPP sum":
+            in_ratio = ratio
+        emit(f"| {r['replicas']} | {r['config']} | {r['step_ms']:.1f} | "
+             f"{ratio:.2f} |")
+    emit()
+    emit("MirroredStrategy over logical CPUs, "
+         f"{inprocess[0]['parameters'] / 1e6:.2f}M parameters, global "
+         "batch 128: no network, so this is what packing and voting cost.")
+    emit()
+    emit("## Time to accuracy")
+    emit()
+    from benchmarks.slow_link import worker
+
+    emit(f"Model of {args.widths[1]} units per layer "
+         f"({worker.parameters(args.widths[1]):,} "
+         f"parameters), {args.epochs} epochs, seeds 0..{args.seeds - 1}, "
+         f"validation accuracy twice per epoch with the clock stopped "
+         f"(and during the first step, which traces and compiles); times "
+         f"are mean ± standard error over the seeds, when all reached the "
+         f"target.")
+    emit()
+    times = tta_rows(emit, tta, name)
+    emit("## Learning rates")
+    emit()
+    emit(f"Chosen by final validation accuracy over "
+         f"{', '.join(f'{f:g}x' for f in args.factors)} of {DEFAULT_LR:g}, "
+         f"one run each (seed 0) under a MirroredStrategy with as many "
+         f"replicas as the time-to-accuracy workers.")
+    emit()
+    emit(LR_HEADER)
+    emit("|" + "---|" * (LR_HEADER.count("|") - 1))
+    for config, (lr, accuracies) in rates.items():
+        emit(f"| {config} | {lr:g} | "
+             + " ".join(f"{k:g}: {v:.4f}" for k, v in sorted(
+                 accuracies.items())) + " |")
+    emit()
+    emit("## Targets")
+    emit()
+    width = args.widths[0]
+
+    def ratio_at(rate, workers=2, config="SignAdamPP vote"):
+        return ratios.get((workers, rate, width, config))
+
+    checks = [("vote / sum step time, no limit, 2 workers", ratio_at(None),
+               1.1),
+              (f"vote / sum step time, {args.inprocess} replicas in one "
+               f"process", in_ratio, 1.1),
+              ("vote / sum step time at 10 Gbit/s, 2 workers",
+               ratio_at(10e9), 1.0),
+              ("vote / sum step time at 1 Gbit/s, 2 workers", ratio_at(1e9),
+               0.3)]
+    for text, value, bound in checks:
+        if value is not None:
+            emit(f"- {text} ({width} units): {value:.2f} (target: at most "
+                 f"{bound}): {verdict(value <= bound)}.")
+    for rate, workers in args.tta:
+        vote = times.get((rate, workers, "SignAdamPP vote"))
+        adam = times.get((rate, workers, "Adam"))
+        if adam:
+            value = f"{vote / adam:.2f}x" if vote else "not reached"
+            emit(f"- SignAdamPP with the vote reaches the target in {value} "
+                 f"of Adam's time at {name(rate)} with {workers} workers "
+                 f"(target: at most 0.5x): "
+                 f"{verdict(bool(vote) and vote <= 0.5 * adam)}.")
+    report.save(output)
+
+
+def main(argv=None):
+    args = parse(sys.argv[1:] if argv is None else argv)
+    from benchmarks.slow_link import namespace
+
+    try:
+        namespace.check()
+    except namespace.Unavailable as error:
+        print(f"slow_link: cannot run here: {error}", file=sys.stderr)
+        return 2
+    start = time.time()
+    with tempfile.TemporaryDirectory() as folder:
+        print("in-process steps", file=sys.stderr, flush=True)
+        inprocess = inprocess_steps(args, folder)
+        print("learning rates", file=sys.stderr, flush=True)
+        rates = select_rates(args, folder, args.tta[0][1])
+        # One launch of the workers per link, with every job on it.
+        plans = {}
+        for workers in args.workers:
+            for rate in args.rates:
+                plans.setdefault((rate, workers), []).extend(
+                    time_plan(args))
+        for rate, workers in args.tta:
+            plans.setdefault((rate, workers), []).extend(
+                tta_plan(args, rates))
+        results = []
+        try:
+            with namespace.Namespace() as ns:
+                for (rate, workers), plan in plans.items():
+                    print(f"{workers} workers, {namespace.rate_name(rate)}:"
+                          f" {len(plan)} jobs", file=sys.stderr, flush=True)
+                    ns.limit(rate)
+                    results += [dict(r, rate=rate) for r in run_workers(
+                        ns, workers, plan, folder)]
+        except namespace.Unavailable as error:
+            print(f"slow_link: cannot run here: {error}", file=sys.stderr)
+            return 2
+        steps = [r for r in results if r["kind"] == "time"]
+        tta = [r for r in results if r["kind"] == "train"]
+        write_report(args, inprocess, rates, steps, tta,
+                     time.time() - start, args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""A private network namespace whose loopback is rate-limited with `tc`.
+
+The workers of the slow-link benchmark talk over 127.0.0.1 inside a
+namespace this module creates (`ip netns add`), whose loopback carries a
+token-bucket filter (`tc ... tbf`): every byte the workers exchange crosses
+that one limit, so W workers share one link of the given rate (their
+aggregate traffic is limited, not each worker's). Traffic never leaves the
+namespace, and the namespace is removed when the `with` block ends, on an
+error, on Ctrl-C and on SIGTERM.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+
+UNITS = {"kbit": 1e3, "mbit": 1e6, "gbit": 1e9}
+# The filter's queue, as time at the limited rate.
+LATENCY = "200ms"
+
+
+class Unavailable(RuntimeError):
+    """Namespaces or `tc` cannot be used here (the message says why)."""
+
+
+def parse_rate(text):
+    """Bits per second of "100mbit", "1gbit", "10gbit"; None for "none"
+    (no limit)."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    for unit, scale in UNITS.items():
+        if text.endswith(unit):
+            try:
+                value = float(text[:-len(unit)])
+            except ValueError:
+                break
+            if value > 0:
+                return value * scale
+    raise ValueError(f"a rate is 'none' or a number with kbit, mbit or "
+                     f"gbit, e.g. 1gbit; got {text!r}")
+
+
+def rate_name(bits):
+    if bits is None:
+        return "no limit"
+    for unit, scale in reversed(list(UNITS.items())):
+        if bits >= scale:
+            return f"{bits / scale:g} {unit[0].upper()}{unit[1:]}/s"
+    return f"{bits:g} bit/s"
+
+
+def check():
+    """Raises `Unavailable` unless this process can make namespaces and
+    shape their traffic."""
+    if os.geteuid() != 0:
+        raise Unavailable("network namespaces need root (run as root, or "
+                          "skip this benchmark)")
+    missing = [tool for tool in ("ip", "tc") if shutil.which(tool) is None]
+    if missing:
+        raise Unavailable(f"`{' and '.join(missing)}` not found: install "
+                          "iproute2")
+
+
+def _run(argv):
+    result = subprocess.run(argv, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise Unavailable(f"`{' '.join(argv)}` failed: "
+                          f"{result.stderr.strip() or result.returncode}")
+    return result.stdout
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the process is, so `with` blocks unwind."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
+class Namespace:
+    """`with Namespace() as ns:` a fresh namespace with its loopback up;
+    `ns.limit(rate)` shapes it; `ns.command(argv)` runs argv inside."""
+
+    def __init__(self, name=None):
+        self.name = name or f"ks-slow-link-{os.getpid()}"
+        self._previous_handler = None
+
+    def __enter__(self):
+        check()
+        self._previous_handler = signal.signal(signal.SIGTERM, _terminate)
+        try:
+            _run(["ip", "netns", "add", self.name])
+            _run(["ip", "-n", self.name, "link", "set", "lo", "up"])
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self.remove()
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
+        return False
+
+    def remove(self):
+        subprocess.run(["ip", "netns", "del", self.name],
+                       capture_output=True)
+
+    def exists(self):
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                text=True).stdout
+        return any(line.split()[0] == self.name
+                   for line in listed.splitlines() if line.strip())
+
+    def limit(self, bits):
+        """Limits the loopback to `bits` per second (None: no limit)."""
+        if bits is None:
+            subprocess.run(["tc", "-n", self.name, "qdisc", "del", "dev",
+                            "lo", "root"], capture_output=True)
+            return
+        # The bucket must hold at least one 64 KiB loopback packet and
+        # what the rate delivers in a timer tick (4 ms).
+        burst = max(1 << 20, int(bits / 8 * 0.004))
+        _run(["tc", "-n", self.name, "qdisc", "replace", "dev", "lo", "root",
+              "tbf", "rate", f"{int(bits)}bit", "burst", str(burst),
+              "latency", LATENCY])
+
+    def command(self, argv):
+        return ["ip", "netns", "exec", self.name, *argv]

@@ -1,0 +1,136 @@
+"""The slow-link benchmark: one clear line where namespaces or `tc` cannot
+be used, a namespace that is always removed, and (where this machine can
+make namespaces) a tiny configuration of the real run."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks.slow_link import namespace
+from tests.helpers import ROOT
+from tests.helpers import run_python
+
+
+def can_make_namespaces():
+    try:
+        namespace.check()
+    except namespace.Unavailable:
+        return False
+    probe = namespace.Namespace(f"ks-probe-{os.getpid()}")
+    try:
+        with probe:
+            return True
+    except namespace.Unavailable:
+        return False
+
+
+NEEDS_NAMESPACES = pytest.mark.skipif(
+    not can_make_namespaces(),
+    reason="needs root and iproute2 to make a network namespace")
+
+
+def test_without_iproute2_it_stops_with_one_line(tmp_path):
+    # A PATH with Python but neither `ip` nor `tc`.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(sys.executable, bin_dir / "python")
+    result = run_python(["-m", "benchmarks.slow_link", "--quick"],
+                        cwd=ROOT, env={"PATH": str(bin_dir)}, check=False)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if os.geteuid() != 0:
+        assert lines == ["slow_link: cannot run here: network namespaces "
+                         "need root (run as root, or skip this benchmark)"]
+    else:
+        assert lines == ["slow_link: cannot run here: `ip and tc` not "
+                         "found: install iproute2"]
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
+def test_without_root_it_says_so(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(namespace.Unavailable, match="need root"):
+        namespace.check()
+
+
+@pytest.mark.parametrize("text,bits", [("none", None), ("100mbit", 1e8),
+                                       ("1gbit", 1e9), ("2.5GBIT", 2.5e9)])
+def test_rates_parse(text, bits):
+    assert namespace.parse_rate(text) == bits
+
+
+@pytest.mark.parametrize("text", ["1gb", "fast", "-1gbit", "0mbit"])
+def test_bad_rates_are_refused_by_argument(text, capsys):
+    from benchmarks.slow_link import __main__ as command
+
+    with pytest.raises(SystemExit) as exit_info:
+        command.parse(["--rates", text])
+    assert exit_info.value.code == 2
+    assert "--rates" in capsys.readouterr().err
+
+
+@NEEDS_NAMESPACES
+@pytest.mark.parametrize("how", ["error", "interrupt", "terminate"])
+def test_namespace_is_removed_however_the_run_ends(how):
+    ns = namespace.Namespace(f"ks-test-{os.getpid()}-{how}")
+    raised = {"error": RuntimeError, "interrupt": KeyboardInterrupt,
+              "terminate": BaseException}[how]
+    with pytest.raises(raised):
+        with ns:
+            assert ns.exists()
+            ns.limit(1e9)
+            shown = subprocess.run(
+                ["tc", "-n", ns.name, "qdisc", "show", "dev", "lo"],
+                capture_output=True, text=True).stdout
+            assert "tbf" in shown and "rate 1Gbit" in shown
+            # Traffic stays on the namespace's own loopback.
+            addresses = subprocess.run(
+                ["ip", "-n", ns.name, "-o", "addr"], capture_output=True,
+                text=True).stdout
+            assert re.findall(r"inet6? (\S+)", addresses) <= [
+                "127.0.0.1/8", "::1/128"]
+            if how == "error":
+                raise RuntimeError("a failing run")
+            if how == "interrupt":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert not ns.exists()
+
+
+@NEEDS_NAMESPACES
+def test_tiny_run_measures_and_leaves_no_namespace(tmp_path):
+    output = tmp_path / "slow_link.md"
+    result = run_python(
+        ["-m", "benchmarks.slow_link", "--quick", "--rates", "1gbit",
+         "--configs", "Adam,SignAdamPP vote", "--epochs", "1",
+         "--output", str(output)], cwd=ROOT, timeout=900)
+    report = output.read_text()
+    assert report == result.stdout
+    assert "Machine:" in report
+    rows = {}
+    for line in report.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 10 and cells[0] == "2" and cells[1] == "1 Gbit/s":
+            rows[(cells[2], cells[3])] = cells
+    assert {config for _, config in rows} == {"Adam", "SignAdamPP vote"}
+    for cells in rows.values():
+        step, compute, payload, wire = (float(cells[4]), float(cells[5]),
+                                        float(cells[8]), float(cells[9]))
+        assert step > 0 and compute > 0
+        # The loopback carried at least the payload (with headers).
+        assert wire >= payload
+    for size in {size for size, _ in rows}:
+        adam = float(rows[(size, "Adam")][8])
+        vote = float(rows[(size, "SignAdamPP vote")][8])
+        # 2-bit codes against float32: 16x fewer bytes, less padding.
+        assert adam / vote > 15
+    assert "## Time to accuracy" in report and "## Targets" in report
+    assert re.search(r"\| 1 Gbit/s \| 2 \| SignAdamPP vote \|", report)
+    leftover = subprocess.run(["ip", "netns", "list"], capture_output=True,
+                              text=True).stdout
+    assert "ks-slow-link" not in leftover
+
