@@ -25,7 +25,7 @@ def output(tmp_path_factory):
     run_python(["-m", "benchmarks.quality", "--quick", "--tasks",
                 ",".join(TASKS), "--optimizers", ",".join(NAMES),
                 "--seeds", str(SEEDS), "--epochs", "0.1",
-                "--factors", ",".join(map(str, FACTORS)),
+                "--factors", ",".join(map(str, FACTORS)), "--workers", "1",
                 "--output-dir", str(folder)], cwd=ROOT)
     with open(folder / "quality_runs.jsonl", encoding="utf-8") as f:
         runs = [json.loads(line) for line in f]
@@ -74,6 +74,31 @@ def test_report_shows_the_choice_made_on_validation(output):
                         if line.startswith(f"| {name} | constant | "))
             assert f"| {lr:g} | {np.mean(test):.4f} ± {error:.4f} |" in line
     assert "## Targets" in report
+
+
+def test_resume_reuses_the_earlier_runs(output, tmp_path, capsys):
+    from benchmarks.quality.__main__ import main
+
+    _, runs, _ = output
+    sweep = [r for r in runs if "study" not in r]
+    # An interrupted run: its last sweep run and the studies are missing.
+    missing = sweep[-1]
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text("".join(json.dumps(r) + "\n" for r in sweep[:-1]),
+                       "utf-8")
+    key = ("task", "optimizer", "learning_rate", "seed")
+    mine = [r for r in sweep[:-1] if (r["task"], r["optimizer"]) == (
+        missing["task"], missing["optimizer"])]
+    main(["--quick", "--tasks", missing["task"], "--optimizers",
+          missing["optimizer"], "--seeds", str(SEEDS), "--epochs", "0.1",
+          "--factors", ",".join(map(str, FACTORS)), "--workers", "1",
+          "--resume", str(earlier), "--output-dir", str(tmp_path / "out")])
+    assert (f"1 sweep runs on 1 worker(s), {len(mine)} reused"
+            in capsys.readouterr().err)
+    with open(tmp_path / "out" / "quality_runs.jsonl", encoding="utf-8") as f:
+        again = [r for r in map(json.loads, f) if "study" not in r]
+    assert again[:-1] == mine
+    assert [again[-1][k] for k in key] == [missing[k] for k in key]
 
 
 def refusal(argv, capsys):
@@ -146,3 +171,26 @@ def test_one_bit_momentum_form_matches_numpy():
     # After the warm-up the momentum holds one magnitude per tensor.
     for m in optimizer._m:
         assert len(np.unique(np.abs(keras.ops.convert_to_numpy(m)))) == 1
+
+
+def test_one_bit_momentum_form_takes_sparse_gradients():
+    """An Embedding's gradient arrives as IndexedSlices: rows not looked
+    up step as if their gradient were zero, as with dense gradients."""
+    import keras
+    import tensorflow as tf
+
+    from benchmarks.quality import experimental
+
+    table = keras.Variable(np.ones((6, 2), np.float32))
+    sparse = tf.IndexedSlices(tf.constant([[1.0, -2.0]]), tf.constant([3]),
+                              tf.constant([6, 2]))
+    dense = keras.Variable(np.ones((6, 2), np.float32))
+    for variable, gradient in ((table, sparse),
+                               (dense, tf.convert_to_tensor(sparse))):
+        optimizer = experimental.CompressedMomentumAdam(1e-2,
+                                                        warmup_steps=1)
+        for _ in range(3):
+            optimizer.apply([gradient], [variable])
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(table),
+                                  keras.ops.convert_to_numpy(dense))
+    assert not np.array_equal(keras.ops.convert_to_numpy(table)[3], [1, 1])

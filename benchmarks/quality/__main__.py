@@ -3,6 +3,7 @@
     python -m benchmarks.quality [--quick] [--output-dir DIR]
         [--tasks a,b] [--optimizers A,B] [--seeds N] [--epochs N]
         [--workers N] [--factors 0.3,1,3,10,30]
+        [--schedules constant,cosine] [--resume RUNS.jsonl]
 
 For every task (see `benchmarks/quality/tasks.py`) and optimizer, the same
 learning-rate grid relative to the optimizer's default (0.3x .. 30x), with
@@ -25,6 +26,8 @@ Writes `quality.md`, `quality_sweep.png`, `quality_threshold.png` and the
 raw runs `quality_runs.jsonl` to the output folder.
 `--quick` runs 3 learning rates, 2 seeds, the constant rate only, a
 quarter of the epochs and half of the data, in a few minutes.
+`--resume` takes the runs of an earlier, interrupted run from its
+`quality_runs.jsonl.partial` and runs only the others.
 """
 
 import argparse
@@ -70,6 +73,12 @@ def parse(argv):
                         help="multiplies every task's epochs")
     parser.add_argument("--workers", type=int,
                         default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--schedules", default=None,
+                        help="constant, cosine or both (the default; "
+                             "--quick: constant)")
+    parser.add_argument("--resume", default=None, metavar="JSONL",
+                        help="reuse the runs of an earlier (partial) run "
+                             "whose settings match; run only the rest")
     parser.add_argument("--factors", default=None,
                         help="learning rates as multiples of each "
                              "optimizer's default, comma-separated")
@@ -87,7 +96,11 @@ def parse(argv):
     if not args.epochs > 0:
         parser.error("--epochs must be > 0")
     args.fraction = 0.5 if args.quick else 1.0
-    args.schedules = SCHEDULES[:1] if args.quick else SCHEDULES
+    if args.schedules is None:
+        args.schedules = SCHEDULES[:1] if args.quick else SCHEDULES
+    else:
+        args.schedules = tuple(_names(args.schedules, list(SCHEDULES),
+                                      "schedules"))
     if args.factors is None:
         args.factors = (optimizers.QUICK_FACTORS if args.quick
                         else optimizers.FACTORS)
@@ -141,8 +154,25 @@ def study_specs(args, cells):
     return specs
 
 
+SPEC_KEYS = ("task", "optimizer", "learning_rate", "schedule", "seed",
+             "epochs", "fraction", "study")
+
+
+def _key(spec):
+    return tuple(spec.get(k) for k in SPEC_KEYS)
+
+
+def earlier_runs(path):
+    """{spec key: record} of an earlier run's raw records."""
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return {_key(r): r for r in map(json.loads, f) if r}
+
+
 def main(argv=None):
     args = parse(argv)
+    done = earlier_runs(args.resume)
     os.makedirs(args.output_dir, exist_ok=True)
     raw = os.path.join(args.output_dir, "quality_runs.jsonl")
     start = time.time()
@@ -157,14 +187,19 @@ def main(argv=None):
                 print(f"  {done} runs, {time.time() - start:.0f} s",
                       file=sys.stderr, flush=True)
 
-        specs = sweep_specs(args)
-        print(f"{len(specs)} sweep runs on {args.workers} worker(s)",
-              file=sys.stderr, flush=True)
-        runs.run_all(specs, args.workers, keep)
-        studies = study_specs(args, summary.sweep_cells(records))
-        print(f"{len(studies)} threshold-study runs", file=sys.stderr,
-              flush=True)
-        runs.run_all(studies, args.workers, keep)
+        def run_all(specs, what):
+            reused = [done[_key(s)] for s in specs if _key(s) in done]
+            specs = [s for s in specs if _key(s) not in done]
+            print(f"{len(specs)} {what} runs on {args.workers} worker(s), "
+                  f"{len(reused)} reused", file=sys.stderr, flush=True)
+            for record in reused:
+                keep(record)
+            if specs:
+                runs.run_all(specs, args.workers, keep)
+
+        run_all(sweep_specs(args), "sweep")
+        run_all(study_specs(args, summary.sweep_cells(records)),
+                "threshold-study")
     os.replace(raw + ".partial", raw)
     report.write(records, args, optimizers.CANDIDATES, time.time() - start)
     return 0

@@ -40,7 +40,9 @@ class CompressedMomentumAdam(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         m, v, e = self._m[index], self._v[index], self._e[index]
-        g = ops.cast(gradient, variable.dtype)
+        # Embeddings hand over sparse gradients; the residual is dense.
+        g = ops.add(ops.zeros_like(variable),
+                    ops.cast(gradient, variable.dtype))
         lr = ops.cast(learning_rate, variable.dtype)
         t = ops.cast(self.iterations + 1, variable.dtype)
         warm = t <= self.warmup_steps

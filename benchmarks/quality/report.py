@@ -176,8 +176,9 @@ def _study_table(emit, args, studies, best):
         return
     emit("## Threshold study")
     emit()
-    emit("At the constant learning rate the sweep chose for each optimizer. "
-         "Adam with cosine decay is the sweep's best cosine run.")
+    emit("At the constant learning rate the sweep chose for each optimizer."
+         + (" Adam with cosine decay is the sweep's best cosine run."
+            if "cosine" in args.schedules else ""))
     emit()
     emit(STUDY_HEADER)
     emit("|---|---|---|---|---|")
