@@ -8,7 +8,7 @@ falls back to the default strategy (one GPU or the CPU), or to
 running several steps per `tf.function` call (`steps_per_execution`), which
 is what keeps a TPU busy. With several replicas the gradients are combined
 by a majority vote of packed sign signals (`aggregation="majority_vote"`,
-10x fewer bytes than the float32 all-reduce at 4 replicas); with one
+8x fewer bytes than the float32 all-reduce at 4 replicas); with one
 replica there is nothing to combine and the argument has no effect.
 
     python examples/tpu_training.py [--tpu NAME] [--dataset mnist]

@@ -35,6 +35,11 @@ import sys
 import tempfile
 import time
 
+from benchmarks.slow_link.tables import INPROCESS_HEADER
+from benchmarks.slow_link.tables import LR_HEADER
+from benchmarks.slow_link.tables import STEP_HEADER
+from benchmarks.slow_link.tables import TTA_HEADER
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 TARGET_WIDTH = 2048     # 4.35M parameters: the step-time targets
@@ -47,16 +52,6 @@ TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
          "SignAdamPP vote EF": "SignAdamPP sum",
          "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}
-
-STEP_HEADER = ("| workers | link | parameters | configuration | step ms | "
-               "compute ms | communication ms | vote / sum | payload B per "
-               "replica | loopback B per replica |")
-TTA_HEADER = ("| link | workers | configuration | lr | time to target s | "
-              "reached | steps to target | final val acc | test acc | "
-              "time vs Adam |")
-LR_HEADER = "| configuration | lr chosen | validation accuracy per lr |"
-INPROCESS_HEADER = "| replicas | configuration | step ms | vote / sum |"
-TABLE_HEADERS = [INPROCESS_HEADER, STEP_HEADER, TTA_HEADER, LR_HEADER]
 
 
 def parse(argv):
@@ -111,7 +106,7 @@ def parse(argv):
     args.epochs = args.epochs or (2 if quick else 15)
     if args.seeds < 1 or args.epochs < 1:
         parser.error("--seeds and --epochs must be >= 1")
-    args.widths = ((128, 256) if quick else (TARGET_WIDTH, TTA_WIDTH))
+    args.widths = ((128, 128) if quick else (TARGET_WIDTH, TTA_WIDTH))
     args.factors = (1.0,) if quick else FACTORS
     args.steps, args.budget = (3, 10.0) if quick else (15, 60.0)
     args.inprocess = 2 if quick else 8
@@ -211,7 +206,8 @@ def tta_configs(args):
 def time_plan(args):
     return [dict(kind="time", config=config, width=width, lr=DEFAULT_LR,
                  steps=args.steps, budget=args.budget)
-            for width in args.widths for config in args.configs]
+            for width in sorted(set(args.widths))
+            for config in args.configs]
 
 
 def tta_plan(args, rates):

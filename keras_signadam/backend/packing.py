@@ -79,6 +79,14 @@ def bits_per_component(replicas):
     return WORD_BITS / fields_per_word(radix_for(collective, replicas))
 
 
+def fewer_bytes(replicas, components=1 << 20):
+    """How many times fewer bytes a replica sends with the vote than with
+    the float32 all-reduce, under the ring algorithms."""
+    return (ring_bytes_sent("float32_all_reduce", components, replicas)
+            / ring_bytes_sent(collective_for(replicas, components),
+                              components, replicas))
+
+
 def bits_table(replica_counts=(2, 4, 8, 16, 64, 128, 1024, 32768)):
     """`bits_per_component` as text, for the documentation."""
     return ", ".join(f"{bits_per_component(r):.3g} at {r}"

@@ -7,6 +7,8 @@ uses `{{state_arguments}}`, its own line, then `{{keras_arguments}}`."""
 from keras_signadam.backend import packing
 
 _BITS = packing.bits_table()
+_FEWER = ", ".join(f"{packing.fewer_bytes(r):.0f}x at {r}"
+                   for r in (2, 4, 8))
 
 AGGREGATION_DOC = f"""aggregation: How the replicas of a `tf.distribute`
             strategy combine their gradients. `"sum"` (default): Keras's exact
@@ -17,8 +19,8 @@ AGGREGATION_DOC = f"""aggregation: How the replicas of a `tf.distribute`
             gradient's scale), packed into 32-bit words at {_BITS}
             bits per component (by number of replicas); every replica
             applies the same update with sign(sum of the signals) in place
-            of the signal, so replicas stay identical. 10x fewer bytes than the
-            float32 all-reduce at 4 replicas
+            of the signal, so replicas stay identical. Fewer bytes than the
+            float32 all-reduce: {_FEWER} replicas
             (`benchmarks/results/communication.md`). Needs
             `confidence="hard"`. With `track_statistics=True`, `sparsity`
             is the fraction of zero votes; non-finite components are zeroed
