@@ -221,6 +221,12 @@ def test_vote_docstring_quotes_the_packing_arithmetic():
         expected = 2 if gather_sent < reduce_sent else reduce_bits
         assert packing.bits_per_component(replicas) == pytest.approx(
             expected), replicas
+        # float32 all-reduce bits per component sent, over the vote's.
+        float_sent = 2 * (replicas - 1) / replicas * 32
+        vote_sent = min(gather_sent, reduce_sent)
+        assert packing.fewer_bytes(replicas) == pytest.approx(
+            float_sent / vote_sent, rel=1e-3), replicas
+    assert "16x at 2, 8x at 4, 4x at 8 replicas" in " ".join(doc.split())
     assert packing.bits_per_component(2) == 2
     assert packing.bits_per_component(4) == 4
     assert packing.bits_per_component(8) == 8
