@@ -134,3 +134,30 @@ def test_tiny_run_measures_and_leaves_no_namespace(tmp_path):
                               text=True).stdout
     assert "ks-slow-link" not in leftover
 
+
+
+def test_an_earlier_selection_is_reused_and_kept(tmp_path):
+    import json
+
+    from benchmarks.slow_link import __main__ as slow_link
+
+    args = slow_link.parse(["--epochs", "2", "--configs",
+                            "Adam,SignAdamPP vote"])
+    # Validation accuracies made up for the test: 3x wins for Adam, and
+    # the vote ties between 1x and 10x (the lower rate is chosen).
+    accuracy = {("Adam", 3e-3): 0.9, ("SignAdamPP vote", 1e-3): 0.8,
+                ("SignAdamPP vote", 1e-2): 0.8}
+    rows = [dict(config=c, width=args.widths[1], lr=round(1e-3 * f, 12),
+                 seed=0, epochs=2, val_accuracy=accuracy.get(
+                     (c, round(1e-3 * f, 12)), 0.5))
+            for c in ("Adam", "SignAdamPP vote") for f in args.factors]
+    earlier = tmp_path / "earlier.jsonl"
+    earlier.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args.selection, args.keep_selection = str(earlier), str(
+        tmp_path / "kept.jsonl")
+    # Every run is in the file: no child process is started.
+    chosen = slow_link.select_rates(args, str(tmp_path), 4)
+    assert {c: lr for c, (lr, _) in chosen.items()} == {
+        "Adam": 3e-3, "SignAdamPP vote": 1e-3}
+    kept = [json.loads(line) for line in open(args.keep_selection)]
+    assert kept == rows

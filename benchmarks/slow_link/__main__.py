@@ -4,6 +4,7 @@ all-reduce, end to end.
     python -m benchmarks.slow_link [--quick]
         [--rates none,10gbit,1gbit,100mbit] [--workers 2,4] [--tta 1gbit:4]
         [--seeds 3] [--epochs 15] [--configs A,B] [--output FILE]
+        [--selection JSONL] [--keep-selection JSONL]
 
 Needs root and iproute2 (`ip`, `tc`): it makes a private network namespace,
 limits its loopback with a token-bucket filter, and runs the workers of a
@@ -73,6 +74,12 @@ def parse(argv):
     parser.add_argument("--configs", default=None,
                         help="a subset of the configurations, "
                              "comma-separated")
+    parser.add_argument("--selection", default=None, metavar="JSONL",
+                        help="the learning-rate runs of an earlier run "
+                             "(its --keep-selection file): reused where "
+                             "they match, the others run")
+    parser.add_argument("--keep-selection", default=None, metavar="JSONL",
+                        help="also write the learning-rate runs here")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     from benchmarks.slow_link import worker
@@ -185,14 +192,25 @@ def select_rates(args, folder, replicas):
             for config in configs for factor in args.factors]
     if len(args.factors) == 1:
         return {c: (DEFAULT_LR, {}) for c in configs}
+    earlier = read_lines(args.selection) if args.selection else []
+    key = ("config", "width", "lr", "seed", "epochs")
+    done = {tuple(r[k] for k in key): r for r in earlier}
+    rows = [done[tuple(p[k] for k in key)] for p in plan
+            if tuple(p[k] for k in key) in done]
+    plan = [p for p in plan if tuple(p[k] for k in key) not in done]
     plan_path = os.path.join(folder, "select.json")
     output = os.path.join(folder, "selected.jsonl")
-    with open(plan_path, "w", encoding="utf-8") as f:
-        json.dump(plan, f)
-    run_child(python("benchmarks.slow_link.inprocess", "select", replicas,
-                     plan_path, output))
+    if plan:
+        with open(plan_path, "w", encoding="utf-8") as f:
+            json.dump(plan, f)
+        run_child(python("benchmarks.slow_link.inprocess", "select",
+                         replicas, plan_path, output))
+        rows += read_lines(output)
+    if args.keep_selection:
+        with open(args.keep_selection, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
     chosen = {}
-    for row in read_lines(output):
+    for row in rows:
         chosen.setdefault(row["config"], {})[row["lr"]] = row["val_accuracy"]
     # Ties go to the lower learning rate.
     return {c: (max(accuracies, key=lambda lr: (accuracies[lr], -lr)),
