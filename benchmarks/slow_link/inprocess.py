@@ -49,6 +49,10 @@ def steps(replicas, width, count, output):
 
 
 def select(replicas, plan_path, output):
+    import gc
+
+    import keras
+
     from benchmarks.quality.tasks import load_digits
     from benchmarks.slow_link import worker
 
@@ -67,6 +71,11 @@ def select(replicas, plan_path, output):
             out.write(json.dumps(dict(
                 job, val_accuracy=trainer.accuracy(trainer.val))) + "\n")
             out.flush()
+            # Each model holds 10M parameters on every replica, with
+            # their state: free them before the next.
+            del trainer
+            keras.backend.clear_session()
+            gc.collect()
 
 
 def main(argv):

@@ -25,6 +25,7 @@ Jobs:
   step, which traces and compiles.
 """
 
+import gc
 import json
 import os
 import sys
@@ -282,6 +283,8 @@ def main(argv):
         communication_options=tf.distribute.experimental.CommunicationOptions(
             implementation=tf.distribute.experimental.CommunicationImplementation
             .RING))
+    import keras
+
     from benchmarks.quality.tasks import load_digits
 
     data = load_digits()
@@ -297,6 +300,9 @@ def main(argv):
         if out is not None:
             out.write(json.dumps(dict(result, workers=workers)) + "\n")
             out.flush()
+        # A job's model and state (10M parameters) are not needed again.
+        keras.backend.clear_session()
+        gc.collect()
     if out is not None:
         out.close()
     return 0
