@@ -48,6 +48,7 @@ TTA_WIDTH = 3200        # 10.5M parameters: time to accuracy
 FACTORS = (0.3, 1.0, 3.0, 10.0)
 DEFAULT_LR = 1e-3
 TOLERANCE = 0.005       # the accuracy target: Adam's final minus this
+JOBS_PER_LAUNCH = 8
 TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
                "SignAdamPP vote EF", "Signum vote", "Signum vote EF")
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
@@ -455,7 +456,7 @@ def main(argv=None):
         inprocess = inprocess_steps(args, folder)
         print("learning rates", file=sys.stderr, flush=True)
         rates = select_rates(args, folder, args.tta[0][1])
-        # One launch of the workers per link, with every job on it.
+        # The jobs of each link.
         plans = {}
         for workers in args.workers:
             for rate in args.rates:
@@ -471,8 +472,12 @@ def main(argv=None):
                     print(f"{workers} workers, {namespace.rate_name(rate)}:"
                           f" {len(plan)} jobs", file=sys.stderr, flush=True)
                     ns.limit(rate)
-                    results += [dict(r, rate=rate) for r in run_workers(
-                        ns, workers, plan, folder)]
+                    # A few jobs per launch: the workers' memory grows
+                    # with every 10M-parameter model they build.
+                    for start in range(0, len(plan), JOBS_PER_LAUNCH):
+                        results += [dict(r, rate=rate) for r in run_workers(
+                            ns, workers, plan[start:start
+                                              + JOBS_PER_LAUNCH], folder)]
         except namespace.Unavailable as error:
             print(f"slow_link: cannot run here: {error}", file=sys.stderr)
             return 2
