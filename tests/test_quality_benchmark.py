@@ -98,6 +98,8 @@ def test_resume_reuses_the_earlier_runs(output, tmp_path, capsys):
     with open(tmp_path / "out" / "quality_runs.jsonl", encoding="utf-8") as f:
         again = [r for r in map(json.loads, f) if "study" not in r]
     assert again[:-1] == mine
+    report = (tmp_path / "out" / "quality.md").read_text("utf-8")
+    assert f"of which {len(mine)} were reused" in report
     assert [again[-1][k] for k in key] == [missing[k] for k in key]
 
 

@@ -173,6 +173,7 @@ def earlier_runs(path):
 def main(argv=None):
     args = parse(argv)
     done = earlier_runs(args.resume)
+    args.reused = 0
     os.makedirs(args.output_dir, exist_ok=True)
     raw = os.path.join(args.output_dir, "quality_runs.jsonl")
     start = time.time()
@@ -190,6 +191,7 @@ def main(argv=None):
         def run_all(specs, what):
             reused = [done[_key(s)] for s in specs if _key(s) in done]
             specs = [s for s in specs if _key(s) not in done]
+            args.reused += len(reused)
             print(f"{len(specs)} {what} runs on {args.workers} worker(s), "
                   f"{len(reused)} reused", file=sys.stderr, flush=True)
             for record in reused:
