@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -161,3 +162,32 @@ def test_an_earlier_selection_is_reused_and_kept(tmp_path):
         "Adam": 3e-3, "SignAdamPP vote": 1e-3}
     kept = [json.loads(line) for line in open(args.keep_selection)]
     assert kept == rows
+
+
+@NEEDS_NAMESPACES
+def test_sigterm_before_the_network_phase_stops_the_child_too(tmp_path):
+    from tests.helpers import start_python
+
+    process = start_python(["-m", "benchmarks.slow_link", "--quick",
+                            "--output", str(tmp_path / "out.md")], cwd=ROOT)
+    # The first phase runs in a child process of its own.
+    assert process.stderr.readline().strip() == "in-process steps"
+    child = None
+    for _ in range(200):
+        found = subprocess.run(
+            ["pgrep", "-P", str(process.pid), "-f",
+             "benchmarks.slow_link.inprocess"],
+            capture_output=True, text=True).stdout.split()
+        if found:
+            child = int(found[0])
+            break
+        time.sleep(0.05)
+    assert child is not None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM
+    for _ in range(100):
+        if not os.path.exists(f"/proc/{child}"):
+            break
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{child}"), "the child outlived it"
+    assert not (tmp_path / "out.md").exists()

@@ -95,6 +95,10 @@ def write(records, args, candidates, seconds):
     out.save(os.path.join(args.output_dir, "quality.md"))
 
 
+def _a(mode):
+    return ("an " if mode[0] in "aeiou" else "a ") + mode
+
+
 def _reused(args):
     reused = getattr(args, "reused", 0)
     return (f", of which {reused} were reused from an interrupted run "
@@ -118,7 +122,7 @@ def _targets(emit, loto, studies, ends, args):
                                        adaptive)
         if rows:
             narrower = sum(r[2] and r[3] for r in rows.values())
-            emit(f"- `AdaptiveConfidence()` with a {mode} threshold "
+            emit(f"- `AdaptiveConfidence()` with {_a(mode)} threshold "
                  f"narrows the gap against the fixed threshold without "
                  f"losing accuracy on {narrower} of {len(rows)} tasks.")
             for task, (fix, ada, _, _) in rows.items():
@@ -128,7 +132,7 @@ def _targets(emit, loto, studies, ends, args):
                    if study == adaptive}
         if reached:
             met = sum(row[2] for row in reached.values())
-            emit(f"- `AdaptiveConfidence()` with a {mode} threshold ends "
+            emit(f"- `AdaptiveConfidence()` with {_a(mode)} threshold ends "
                  f"within 0.05 of its target sparsity on {met} of "
                  f"{len(reached)} tasks (target: all): "
                  f"{'met' if met == len(reached) else 'NOT met'}.")

@@ -31,6 +31,7 @@ root or iproute2 it stops with one line.
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -450,6 +451,9 @@ def main(argv=None):
     except namespace.Unavailable as error:
         print(f"slow_link: cannot run here: {error}", file=sys.stderr)
         return 2
+    # SIGTERM unwinds the whole run, so the child of the phase under way
+    # is stopped with it (subprocess.run kills it on any exception).
+    signal.signal(signal.SIGTERM, namespace.terminate)
     start = time.time()
     with tempfile.TemporaryDirectory() as folder:
         print("in-process steps", file=sys.stderr, flush=True)
@@ -474,9 +478,9 @@ def main(argv=None):
                     ns.limit(rate)
                     # A few jobs per launch: the workers' memory grows
                     # with every 10M-parameter model they build.
-                    for start in range(0, len(plan), JOBS_PER_LAUNCH):
+                    for first in range(0, len(plan), JOBS_PER_LAUNCH):
                         results += [dict(r, rate=rate) for r in run_workers(
-                            ns, workers, plan[start:start
+                            ns, workers, plan[first:first
                                               + JOBS_PER_LAUNCH], folder)]
         except namespace.Unavailable as error:
             print(f"slow_link: cannot run here: {error}", file=sys.stderr)
@@ -489,4 +493,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.slow_link import namespace
+
+    try:
+        sys.exit(main())
+    except namespace.Terminated:
+        sys.exit(128 + signal.SIGTERM)

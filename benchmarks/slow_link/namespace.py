@@ -70,12 +70,12 @@ def _run(argv):
     return result.stdout
 
 
-class _Terminated(BaseException):
+class Terminated(BaseException):
     """SIGTERM, raised where the process is, so `with` blocks unwind."""
 
 
-def _terminate(signum, frame):
-    raise _Terminated()
+def terminate(signum, frame):
+    raise Terminated()
 
 
 class Namespace:
@@ -88,7 +88,7 @@ class Namespace:
 
     def __enter__(self):
         check()
-        self._previous_handler = signal.signal(signal.SIGTERM, _terminate)
+        self._previous_handler = signal.signal(signal.SIGTERM, terminate)
         try:
             _run(["ip", "netns", "add", self.name])
             _run(["ip", "-n", self.name, "link", "set", "lo", "up"])
