@@ -45,7 +45,8 @@ $(FLOOR): $(TEST_STAMP)
 	$(VENV)/bin/python -m pip install -q --no-deps --target $(FLOOR) \
 	    keras==$(FLOOR_KERAS)
 
-# Regenerates every committed benchmark result (tens of minutes).
+# Regenerates every committed benchmark result (hours on 2 cores; the
+# slow-link benchmark needs root and iproute2).
 benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.update_step --rounds 30 \
 	    --output benchmarks/RESULTS.md
@@ -55,11 +56,22 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/generalization.md
 	$(VENV)/bin/python -m benchmarks.communication \
 	    --output benchmarks/results/communication.md
+	$(VENV)/bin/python -m benchmarks.slow_link \
+	    --output benchmarks/results/slow_link.md
 	$(VENV)/bin/python -m benchmarks.threshold_scale \
 	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.sparse_signal \
 	    --output benchmarks/results/sparse_signal.md
-	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results
+	$(VENV)/bin/python -m benchmarks.quality --output-dir benchmarks/results \
+	    --schedules constant --optimizers "Adam,Muon,ScheduleFreeAdamW,\
+	    Adam 1-bit momentum EF,SignAdamPP,SignAdamPP recipe,\
+	    SignAdamPP beta_2=0.99,SignAdamPP relative 0.25,SignAdamPP EF,\
+	    SignAdamPP recipe EF"
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/four_tasks --tasks "digits_mlp,shapes_cnn,\
+	    keywords_text,tabular_mlp" --optimizers "SignAdamPP,\
+	    SignAdamPP recipe,SignAdam,Signum,NovoGrad,Adam,AdamW,Lion,\
+	    SGD momentum"
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/variants --optimizers "SignAdamPP beta_2=0.99,\
 	    SignAdamPP relative soft,SignAdamPP weight decay,\
