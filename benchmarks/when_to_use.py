@@ -22,9 +22,10 @@ from benchmarks.quality import summary
 HERE = os.path.dirname(os.path.abspath(__file__))
 RUNS = os.path.join(HERE, "results", "quality_runs.jsonl")
 OUTPUT = os.path.join(HERE, "results", "when_to_use.png")
-SHOWN = ["SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum",
-         "NovoGrad", "Lion", "SGD momentum"]
+SHOWN = ["SignAdamPP", "SignAdamPP recipe", "SignAdamPP EF",
+         "Adam 1-bit momentum EF", "Muon", "ScheduleFreeAdamW"]
 REPLICAS = 4
+FLOOR_POINTS = -20.0   # lower edge of the accuracy axis
 
 
 def accuracy_differences(records, baseline="Adam"):
@@ -77,7 +78,7 @@ def plot(differences, cost_rows, path):
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(
-        1, 2, figsize=(11, 4.2), gridspec_kw={"width_ratios": [3, 2]})
+        1, 2, figsize=(12, 4.6), gridspec_kw={"width_ratios": [3, 2]})
     tasks = sorted({t for rows in differences.values() for t, _, _ in rows})
     markers = "osD^v<>"
     for k, (name, rows) in enumerate(differences.items()):
@@ -87,8 +88,19 @@ def plot(differences, cost_rows, path):
         left.errorbar(xs, [100 * d for _, d, _ in rows],
                       yerr=[100 * e for _, _, e in rows],
                       fmt=markers[k % len(markers)], capsize=3, label=name)
+    # One diverging optimizer should not flatten every other difference.
+    floor = FLOOR_POINTS
+    for k, (name, rows) in enumerate(differences.items()):
+        for t, d, _ in rows:
+            if 100 * d < floor:
+                x = tasks.index(t) + (k - len(differences) / 2) * 0.08
+                left.annotate(f"{name}: {100 * d:.0f}", (x, floor + 0.5),
+                              fontsize=7, ha="center")
+    low, high = left.get_ylim()
+    left.set_ylim(max(low, floor), high)
     left.axhline(0.0, color="black", linewidth=1)
-    left.set_xticks(range(len(tasks)), tasks)
+    left.set_xticks(range(len(tasks)), tasks, rotation=25, ha="right",
+                    fontsize=8)
     left.set_ylabel("test accuracy - Adam's (points)")
     left.set_title("Accuracy against Adam (validation-chosen lr)")
     left.legend(fontsize=8)

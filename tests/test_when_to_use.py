@@ -16,9 +16,10 @@ def test_figure_from_the_committed_runs(tmp_path, capsys):
     output = tmp_path / "figure.png"
     when_to_use.main(["--output", str(output)])
     assert output.read_bytes()[:4] == b"\x89PNG"
-    printed = {line.split(" digits_mlp")[0]: line
+    printed = {name: line
                for line in capsys.readouterr().out.splitlines()
-               if " digits_mlp " in line}
+               for name in when_to_use.SHOWN
+               if line.startswith(f"{name} digits_")}
     assert set(printed) == set(when_to_use.SHOWN)
     # The committed table's means, read as text: SignAdamPP minus Adam.
     with open(os.path.join(ROOT, "benchmarks", "results", "quality.md"),
@@ -37,7 +38,7 @@ def test_figure_from_the_committed_runs(tmp_path, capsys):
         r"[+-]\d+\.\d", printed["SignAdamPP"])]
     tasks = re.findall(r"(\w+_\w+) [+-]", printed["SignAdamPP"])
     assert tasks == sorted(tasks)
-    assert len(differences) == len(ours) == 4
+    assert len(differences) == len(ours) >= 4
     # The table lists tasks in its own order; compare as sets of values.
     expected = sorted(round(100 * (a - b), 1) for a, b in zip(ours, adam))
     assert sorted(differences) == pytest.approx(expected, abs=0.11)
