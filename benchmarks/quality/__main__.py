@@ -172,7 +172,7 @@ def earlier_runs(path):
 
 def main(argv=None):
     args = parse(argv)
-    done = earlier_runs(args.resume)
+    earlier = earlier_runs(args.resume)
     args.reused = 0
     os.makedirs(args.output_dir, exist_ok=True)
     raw = os.path.join(args.output_dir, "quality_runs.jsonl")
@@ -189,8 +189,8 @@ def main(argv=None):
                       file=sys.stderr, flush=True)
 
         def run_all(specs, what):
-            reused = [done[_key(s)] for s in specs if _key(s) in done]
-            specs = [s for s in specs if _key(s) not in done]
+            reused = [earlier[_key(s)] for s in specs if _key(s) in earlier]
+            specs = [s for s in specs if _key(s) not in earlier]
             args.reused += len(reused)
             print(f"{len(specs)} {what} runs on {args.workers} worker(s), "
                   f"{len(reused)} reused", file=sys.stderr, flush=True)
