@@ -134,15 +134,15 @@ def test_default_is_the_sparsity_ramp(digits, mode, start, upper):
     # AdaptiveConfidence() aims, in epoch e of E, at 0.9 * e / (E - 1),
     # with the plateau rule off; each controller step multiplies delta by
     # exp(gain * (target - observed)), within bounds that follow the
-    # threshold mode; it ends within 0.05 of the target in both (with
-    # updates every 3 batches: the ramp here rises 0.18 per epoch, faster
-    # than the default's 10 batches follow).
+    # threshold mode; with the default update every batch it ends within
+    # 0.05 of the target in both.
     (x, y), _ = digits
     epochs = 6
     optimizer = ks.SignAdamPP(threshold=start, threshold_mode=mode,
                               confidence="soft")
     assert ks.callbacks.AdaptiveConfidence().patience is None
-    callback = ks.callbacks.AdaptiveConfidence(update_every=3)
+    callback = ks.callbacks.AdaptiveConfidence()
+    assert callback.update_every == 1
     history = compiled(optimizer).fit(x, y, batch_size=16, epochs=epochs,
                                       verbose=0, callbacks=[callback])
     assert callback.upper_bound(optimizer) == upper
@@ -155,7 +155,7 @@ def test_default_is_the_sparsity_ramp(digits, mode, start, upper):
         np.array(seen["target"]) - np.array(seen["sparsity"])), 1e-6,
         upper)
     # Each update applies the rule, or holds delta where the rule would
-    # lower it and the last decrease left the sparsity where it was.
+    # lower it after a fall of e or more left the sparsity where it was.
     held = np.isclose(seen["threshold"], previous, rtol=1e-6)
     np.testing.assert_allclose(np.array(seen["threshold"])[~held],
                                expected[~held], rtol=1e-5)
@@ -175,6 +175,66 @@ def test_default_is_the_sparsity_ramp(digits, mode, start, upper):
             epoch, seen["sparsity"], seen["threshold"])))
     assert history.history["threshold"][-1] == pytest.approx(
         float(to_numpy(optimizer.threshold)))
+
+
+class _Observed:
+    """An optimizer of which the test sets the observed sparsity."""
+
+    capabilities = ks.optimizers.SignAdamPP.capabilities
+    threshold_mode = "absolute"
+    track_statistics = True
+
+    def __init__(self, threshold):
+        self.threshold = keras.Variable(threshold, dtype="float32")
+        self.sparsity = None
+
+
+def drive(callback, optimizer, observations):
+    """Feeds `observations` (sparsity after each batch) to the controller;
+    returns delta after each update."""
+    callback.set_model(type("Model", (), {"optimizer": optimizer})())
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    thresholds = []
+    for batch, observed in enumerate(observations):
+        optimizer.sparsity = observed
+        callback.on_train_batch_end(batch)
+        thresholds.append(float(to_numpy(optimizer.threshold)))
+    return np.array(thresholds)
+
+
+def test_controller_holds_delta_only_after_a_long_fall_changes_nothing():
+    # Target 0 and a sparsity stuck at 0.3 (components of zero gradient):
+    # delta falls by exp(-0.3) per update until it has fallen e-fold (4
+    # updates: exp(-1.2)), then holds instead of sinking to min_threshold.
+    optimizer = _Observed(1e-2)
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=0.0)
+    thresholds = drive(callback, optimizer, [0.3] * 12)
+    falls = 1e-2 * np.exp(-0.3 * np.arange(1, 5))
+    np.testing.assert_allclose(thresholds[:4], falls, rtol=1e-5)
+    np.testing.assert_allclose(thresholds[4:], falls[-1], rtol=1e-5)
+    # A fall of the sparsity by more than 0.01 measures the fall from
+    # there: four more updates (exp(-1.12)) before the hold.
+    optimizer = _Observed(1e-2)
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=0.0)
+    observations = [0.3, 0.3, 0.3] + [0.28] * 6
+    thresholds = drive(callback, optimizer, observations)
+    expected = 1e-2 * np.exp(-np.cumsum(observations[:7]))
+    np.testing.assert_allclose(thresholds[:7], expected, rtol=1e-5)
+    np.testing.assert_allclose(thresholds[7:], expected[-1], rtol=1e-5)
+
+
+def test_controller_small_steps_near_the_target_are_never_held():
+    # One step's noise around the target: runs of observations above it
+    # lower delta at every update (holding after any decrease that left
+    # the sparsity where it was would ratchet it above the target).
+    optimizer = _Observed(1e-2)
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=0.9)
+    rng = np.random.default_rng(0)
+    observations = np.clip(0.9 + 0.02 * rng.standard_normal(300), 0, 1)
+    thresholds = drive(callback, optimizer, observations)
+    expected = 1e-2 * np.exp(np.cumsum(0.9 - observations))
+    np.testing.assert_allclose(thresholds, expected, rtol=1e-4)
 
 
 def test_plateau_rule_waits_while_monitor_improves():
