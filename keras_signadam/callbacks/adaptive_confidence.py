@@ -90,7 +90,10 @@ class AdaptiveConfidence(keras.callbacks.Callback):
             `"ramp"`.
         final_sparsity: The ramp's target at the last epoch, in [0, 1).
             Defaults to `0.9`.
-        update_every: Batches between controller updates. Defaults to `1`.
+        update_every: Batches between controller updates. Each update
+            reads the last step's sparsity on the host; on an accelerator
+            a larger value saves those reads, at the price of a longer
+            lag behind a rising target. Defaults to `1`.
         gain: Controller gain (> 0). Defaults to `1.0`.
         monitor: Quantity for the plateau rule. Defaults to `"val_loss"`.
         patience: Epochs without improvement before delta is multiplied by
