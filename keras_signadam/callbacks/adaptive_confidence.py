@@ -48,15 +48,15 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         The rule is an integral controller on log(delta): following a
         ramp, it trails the target by about the target's rise per update
         divided by `gain * d(sparsity)/d(log delta)`, so it updates every
-        batch by default: every 10 batches, on the quality benchmark's
-        tasks (about 30 batches an epoch), it ended 0.02 to 0.36 below the
-        ramp's 0.9 (see docs/quality.md). When
-        delta has been lowered by a factor of e or more and the sparsity
-        has not fallen by 0.01, the components still filtered have exactly
-        zero gradient (dead units, unused inputs), which no delta lets
-        through: delta is held there rather than lowered further, since
-        it would have to be raised back decade by decade once the target
-        rises above them.
+        batch by default (every 10 batches, on the quality benchmark's
+        tasks of about 30 batches an epoch, it ended 0.02 to 0.36 below
+        the ramp's 0.9; every batch, within 0.012 on all seven: see
+        docs/quality.md). When delta has been lowered by a factor of e or
+        more and the sparsity has not fallen by 0.01, the components still
+        filtered have exactly zero gradient (dead units, unused inputs),
+        which no delta lets through: delta is held there rather than
+        lowered further, since it would have to be raised back decade by
+        decade once the target rises above them.
 
     (b) Plateau rule. When `monitor` (default `val_loss`) has not improved
         for `patience` epochs, `delta <- delta * factor`: once the model
