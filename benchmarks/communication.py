@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from benchmarks import distributed_step
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -113,7 +115,6 @@ def custom_loop(strategy, mode, width, batch):
     """A model, an optimizer and a `strategy.run` train step whose only
     collective is the optimizer's gradient aggregation."""
     import keras
-    import tensorflow as tf
 
     from keras_signadam.comparison import datasets
     from keras_signadam.comparison import models
@@ -124,27 +125,8 @@ def custom_loop(strategy, mode, width, batch):
         model = models.mlp((8, 8, 1), 10, width=width)
         optimizer = optimizer_for("SignAdamPP", mode)
         optimizer.build(model.trainable_variables)
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True, reduction="none")
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(
-        batch, drop_remainder=True)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = (
-        tf.data.experimental.AutoShardPolicy.DATA)
-    batches = iter(strategy.experimental_distribute_dataset(
-        dataset.with_options(options)))
-
-    @tf.function
-    def step(inputs):
-        def replica_step(xb, yb):
-            with tf.GradientTape() as tape:
-                loss = tf.nn.compute_average_loss(
-                    loss_fn(yb, model(xb, training=True)),
-                    global_batch_size=batch)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply(grads, model.trainable_variables)
-
-        strategy.run(replica_step, args=inputs)
+    batches = distributed_step.distributed_batches(strategy, x, y, batch)
+    step = distributed_step.train_step(strategy, model, optimizer, batch)
 
     parameters = sum(int(v.shape.num_elements())
                      for v in model.trainable_variables)

@@ -8,6 +8,34 @@ import pytest
 from tests.helpers import ROOT
 from tests.helpers import run_python
 
+# The scripts on TensorFlow run in one child process, one after another
+# (each with a fresh Keras session); their tests share it.
+pytestmark = pytest.mark.xdist_group("examples")
+SCRIPTS = {
+    "custom_training_loop.py": ["--epochs", "2"],
+    "mixed_precision.py": ["--epochs", "2"],
+    "save_and_resume.py": ["--epochs", "2"],
+    "tpu_training.py": ["--epochs", "2", "--steps-per-epoch", "3",
+                        "--batch-size", "8", "--steps-per-execution", "2"],
+}
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    arguments = []
+    for name, args in SCRIPTS.items():
+        if name == "tpu_training.py":
+            arguments += ["--mock-tfds", "64"]
+        arguments += [os.path.join(ROOT, "examples", name), *args, "--"]
+    stdout = run_python([os.path.join(ROOT, "tests", "scripts",
+                                      "run_examples.py"), *arguments]).stdout
+    sections = {}
+    for name in SCRIPTS:
+        begin, end = f"=== BEGIN {name} ===", f"=== END {name} ==="
+        assert begin in stdout and end in stdout, name
+        sections[name] = stdout.split(begin, 1)[1].split(end, 1)[0]
+    return sections
+
 
 def run_example(name, *args, backend=None):
     return run_python([os.path.join(ROOT, "examples", name), *args],
@@ -18,21 +46,21 @@ def numbers_after(label, text):
     return [float(v) for v in re.findall(label + r" ([0-9.e+-]+)", text)]
 
 
-def test_custom_training_loop():
-    out = run_example("custom_training_loop.py", "--epochs", "2")
+def test_custom_training_loop(outputs):
+    out = outputs["custom_training_loop.py"]
     accuracies = numbers_after("test accuracy", out)
     assert len(accuracies) == 2 and accuracies[-1] > 0.85
     assert all(0 < s < 1 for s in numbers_after("sparsity", out))
 
 
-def test_mixed_precision():
-    out = run_example("mixed_precision.py", "--epochs", "2")
+def test_mixed_precision(outputs):
+    out = outputs["mixed_precision.py"]
     assert numbers_after("test accuracy", out)[-1] > 0.8
     assert "weights float32, compute float16" in out
 
 
-def test_save_and_resume_matches_uninterrupted():
-    out = run_example("save_and_resume.py", "--epochs", "2")
+def test_save_and_resume_matches_uninterrupted(outputs):
+    out = outputs["save_and_resume.py"]
     assert numbers_after("uninterrupted:", out) == [0.0]
 
 
@@ -52,20 +80,10 @@ def test_other_backends_train_every_optimizer(backend):
     assert thresholds[0] < 5e-4 < thresholds[-1]
 
 
-def test_tpu_training_falls_back_on_cpu_under_mock_data():
-    code = (
-        "import sys, runpy, tensorflow_datasets as tfds\n"
-        "sys.argv = ['tpu_training.py', '--epochs', '2', '--steps-per-epoch',"
-        " '3', '--batch-size', '8', '--steps-per-execution', '2']\n"
-        "with tfds.testing.mock_data(num_examples=64):\n"
-        "    runpy.run_path("
-        f"{os.path.join(ROOT, 'examples', 'tpu_training.py')!r},"
-        " run_name='__main__')\n"
-    )
-    result = run_python(["-c", code])
-    assert "No TPU found" in result.stdout
-    assert "falling back to the CPU" in result.stdout
-    assert ("One replica: aggregation='majority_vote' has no effect"
-            in result.stdout)
-    assert numbers_after("threshold", result.stdout)
-    assert 0 <= numbers_after("sparsity", result.stdout)[-1] <= 1
+def test_tpu_training_falls_back_on_cpu_under_mock_data(outputs):
+    out = outputs["tpu_training.py"]
+    assert "No TPU found" in out
+    assert "falling back to the CPU" in out
+    assert "One replica: aggregation='majority_vote' has no effect" in out
+    assert numbers_after("threshold", out)
+    assert 0 <= numbers_after("sparsity", out)[-1] <= 1

@@ -303,17 +303,25 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
 
 
-@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
-def test_backends_round_alike(start_python, state_dtype):
+def test_backends_round_alike(start_python):
+    # One child per backend runs both rounded states.
     script = os.path.join(ROOT, "tests", "scripts", "low_precision_steps.py")
-    children = {backend: start_python([script, state_dtype],
-                                      backend=backend)
+    dtypes = ("bfloat16", "int8")
+    children = {backend: start_python([script, *dtypes], backend=backend)
                 for backend in ("tensorflow", "jax", "torch")}
     results = {}
     for backend, child in children.items():
         out, err = child.communicate(timeout=600)
         assert child.returncode == 0, err[-3000:]
-        results[backend] = np.array(out.split()[-8:], dtype=np.float64)
+        lines = [line.split() for line in out.splitlines()
+                 if line.split()[:1] and line.split()[0] in dtypes]
+        assert [line[0] for line in lines] == list(dtypes), out
+        results[backend] = {line[0]: np.array(line[1:], dtype=np.float64)
+                            for line in lines}
     for backend in ("jax", "torch"):
-        np.testing.assert_allclose(results[backend], results["tensorflow"],
-                                   rtol=1e-5, atol=1e-7)
+        for state_dtype in dtypes:
+            assert results[backend][state_dtype].shape == (8,)
+            np.testing.assert_allclose(
+                results[backend][state_dtype],
+                results["tensorflow"][state_dtype], rtol=1e-5, atol=1e-7,
+                err_msg=f"{backend} {state_dtype}")

@@ -191,3 +191,53 @@ def test_sigterm_before_the_network_phase_stops_the_child_too(tmp_path):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{child}"), "the child outlived it"
     assert not (tmp_path / "out.md").exists()
+
+
+def test_a_failed_link_is_reported_and_the_rest_kept(tmp_path, monkeypatch,
+                                                     capsys):
+    """A link whose workers fail (at 100 Mbit/s, 4 workers' transfers once
+    starved their heartbeats) is named in the report; the other links'
+    results are reported and kept as they arrive."""
+    import json
+    import types
+
+    from benchmarks.slow_link import __main__ as slow_link
+
+    limited_to = [None]
+
+    class NoNamespace:
+        def __enter__(self):
+            return types.SimpleNamespace(
+                limit=lambda rate: limited_to.__setitem__(0, rate))
+
+        def __exit__(self, *exc):
+            return False
+
+    def run_workers(ns, workers, plan, folder):
+        if limited_to[0] is not None:
+            raise RuntimeError("worker failed:\nTraceback ...\n"
+                               "UnavailableError: tasks are unhealthy")
+        return [dict(job, workers=workers, parameters=1000, step_ms=10.0,
+                     compute_ms=4.0, timed_steps=3, payload_bytes=4000,
+                     wire_bytes_per_step=9000.0) for job in plan]
+
+    monkeypatch.setattr(namespace, "check", lambda: None)
+    monkeypatch.setattr(namespace, "Namespace", NoNamespace)
+    monkeypatch.setattr(slow_link, "run_workers", run_workers)
+    monkeypatch.setattr(slow_link, "inprocess_steps", lambda args, folder: [
+        dict(config=c, replicas=2, parameters=1000, step_ms=5.0)
+        for c in ("SignAdamPP sum", "SignAdamPP vote")])
+    kept, output = tmp_path / "kept.jsonl", tmp_path / "report.md"
+    assert slow_link.main([
+        "--quick", "--rates", "none,1gbit", "--workers", "2", "--tta",
+        "1gbit:2", "--configs", "Adam,SignAdamPP vote", "--keep-results",
+        str(kept), "--output", str(output)]) == 0
+    report = output.read_text()
+    assert ("- 2 workers at 1 Gbit/s: a worker failed, and the jobs of that "
+            "link after it did not run: `UnavailableError: tasks are "
+            "unhealthy`") in report
+    assert "| 2 | no limit | 0.00M | SignAdamPP vote | 10.0 |" in report
+    rows = [json.loads(line) for line in kept.read_text().splitlines()]
+    assert {(r["rate"], r["config"]) for r in rows} == {
+        (None, "Adam"), (None, "SignAdamPP vote")}
+    assert "failed: UnavailableError" in capsys.readouterr().err

@@ -82,6 +82,9 @@ def parse(argv):
                              "they match, the others run")
     parser.add_argument("--keep-selection", default=None, metavar="JSONL",
                         help="also write the learning-rate runs here")
+    parser.add_argument("--keep-results", default=None, metavar="JSONL",
+                        help="also append every job's raw result here as "
+                             "it arrives (a later failure loses nothing)")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
     from benchmarks.slow_link import worker
@@ -336,7 +339,19 @@ def verdict(ok):
     return "met" if ok else "NOT met"
 
 
-def write_report(args, inprocess, rates, steps, tta, seconds, output):
+def last_line(text):
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "no error output"
+
+
+def keep_results(path, results):
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in results)
+
+
+def write_report(args, inprocess, rates, steps, tta, seconds, output,
+                 failures=()):
     from benchmarks import machine
     from benchmarks.slow_link import namespace
 
@@ -365,6 +380,11 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output):
     emit("|" + "---|" * (STEP_HEADER.count("|") - 1))
     ratios = step_rows(emit, steps, name)
     emit()
+    for rate, workers, error in failures:
+        emit(f"- {workers} workers at {name(rate)}: a worker failed, and "
+             f"the jobs of that link after it did not run: `{error}`")
+    if failures:
+        emit()
     emit("*Payload*: bytes one replica hands the collectives per step. "
          "*Loopback*: bytes the namespace's loopback carried per step "
          "(every worker's, with TCP and gRPC overhead), divided by the "
@@ -472,7 +492,7 @@ def main(argv=None):
         for rate, workers in args.tta:
             plans.setdefault((rate, workers), []).extend(
                 tta_plan(args, rates))
-        results = []
+        results, failures = [], []
         try:
             with namespace.Namespace() as ns:
                 for (rate, workers), plan in plans.items():
@@ -482,16 +502,29 @@ def main(argv=None):
                     # A few jobs per launch: the workers' memory grows
                     # with every 10M-parameter model they build.
                     for first in range(0, len(plan), JOBS_PER_LAUNCH):
-                        results += [dict(r, rate=rate) for r in run_workers(
-                            ns, workers, plan[first:first
-                                              + JOBS_PER_LAUNCH], folder)]
+                        try:
+                            launched = [dict(r, rate=rate) for r in
+                                        run_workers(ns, workers, plan[
+                                            first:first + JOBS_PER_LAUNCH],
+                                            folder)]
+                        except RuntimeError as error:
+                            # A link can fail where another works (at
+                            # 100 Mbit/s, 4 workers' transfers starved the
+                            # heartbeats); the rest of the run goes on.
+                            failures.append((rate, workers, last_line(
+                                str(error))))
+                            print(f"  failed: {failures[-1][2]}",
+                                  file=sys.stderr, flush=True)
+                            break
+                        results += launched
+                        keep_results(args.keep_results, launched)
         except namespace.Unavailable as error:
             print(f"slow_link: cannot run here: {error}", file=sys.stderr)
             return 2
         steps = [r for r in results if r["kind"] == "time"]
         tta = [r for r in results if r["kind"] == "train"]
         write_report(args, inprocess, rates, steps, tta,
-                     time.time() - start, args.output)
+                     time.time() - start, args.output, failures)
     return 0
 
 

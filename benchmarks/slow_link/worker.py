@@ -31,6 +31,8 @@ import os
 import sys
 import time
 
+from benchmarks import distributed_step
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 GLOBAL_BATCH = 128
@@ -116,7 +118,6 @@ class Trainer:
     def __init__(self, strategy, config, width, lr, seed, data, workers,
                  payload):
         import keras
-        import tensorflow as tf
 
         self.strategy = strategy
         self.train, self.val, self.test = data
@@ -128,29 +129,12 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
         self.loss = keras.losses.SparseCategoricalCrossentropy(
             from_logits=True, reduction="none")
-        dataset = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
-            len(x), seed=seed, reshuffle_each_iteration=True).repeat().batch(
-            GLOBAL_BATCH, drop_remainder=True)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.DATA)
-        self.batches = iter(strategy.experimental_distribute_dataset(
-            dataset.with_options(options)))
+        self.batches = distributed_step.distributed_batches(
+            strategy, x, y, GLOBAL_BATCH, seed=seed)
         self.steps_per_epoch = len(x) // GLOBAL_BATCH
         self.payload, self.calls = payload, None
-        model, optimizer, loss = self.model, self.optimizer, self.loss
-
-        @tf.function
-        def step(inputs):
-            def replica_step(xb, yb):
-                with tf.GradientTape() as tape:
-                    value = tf.nn.compute_average_loss(
-                        loss(yb, model(xb, training=True)),
-                        global_batch_size=GLOBAL_BATCH)
-                grads = tape.gradient(value, model.trainable_variables)
-                optimizer.apply(grads, model.trainable_variables)
-
-            strategy.run(replica_step, args=inputs)
+        step = distributed_step.train_step(strategy, self.model,
+                                           self.optimizer, GLOBAL_BATCH)
 
         self._step = step
         self.workers = workers

@@ -1,0 +1,66 @@
+"""Runs example scripts one after another in this process, each as
+`__main__` with its own `sys.argv` and a fresh Keras session, and prints
+each one's output between marker lines; a script preceded by
+`--mock-tfds N` runs under `tensorflow_datasets.testing.mock_data` with N
+examples.
+
+    python tests/scripts/run_examples.py [--mock-tfds N] SCRIPT.py \
+        [ARGS...] -- [--mock-tfds N] SCRIPT.py [ARGS...] ...
+
+Exits non-zero naming the first script that fails.
+"""
+
+import contextlib
+import os
+import runpy
+import sys
+import traceback
+
+BEGIN, END = "=== BEGIN {} ===", "=== END {} ==="
+
+
+def groups(arguments):
+    group = []
+    for argument in arguments + ["--"]:
+        if argument == "--":
+            if group:
+                yield group
+            group = []
+        else:
+            group.append(argument)
+
+
+def main(arguments):
+    import keras
+
+    for group in groups(arguments):
+        mock = contextlib.nullcontext()
+        if group[0] == "--mock-tfds":
+            import tensorflow_datasets as tfds
+
+            mock = tfds.testing.mock_data(num_examples=int(group[1]))
+            group = group[2:]
+        script, *args = group
+        name = os.path.basename(script)
+        keras.backend.clear_session()
+        keras.mixed_precision.set_global_policy("float32")
+        sys.argv = [script, *args]
+        print(BEGIN.format(name), flush=True)
+        try:
+            with mock:
+                runpy.run_path(script, run_name="__main__")
+        except SystemExit as exit_:
+            if exit_.code not in (None, 0):
+                print(f"FAILED: {name} exited with {exit_.code}",
+                      file=sys.stderr)
+                return 1
+        except Exception:
+            traceback.print_exc()
+            print(f"FAILED: {name}", file=sys.stderr)
+            return 1
+        print(END.format(name), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
