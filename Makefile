@@ -20,11 +20,7 @@ FLOOR := .floor/keras-$(FLOOR_KERAS)
 run: $(RUN_STAMP)
 	$(VENV)/bin/keras-signadam compare
 
-# The floor tests run beside the suite: together they keep both cores
-# busy to the end.
-test: lint
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-suite \
-	    test-floor
+test: lint test-suite test-floor
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
@@ -33,13 +29,13 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 test-suite: $(TEST_STAMP)
-	$(VENV)/bin/python -m pytest -n 3 --dist loadgroup tests
+	$(VENV)/bin/python -m pytest -n 3 tests
 
 # The core tests (update rules against the references, saving, the XLA
 # path) with the oldest Keras that setup.py allows, over the same
 # TensorFlow.
 test-floor: $(TEST_STAMP) $(FLOOR)
-	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -p no:randomly \
+	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -n 2 -p no:randomly \
 	    tests/test_floor.py tests/test_update_rules.py tests/test_saving.py \
 	    tests/test_xla.py tests/test_low_precision_state.py \
 	    -k "float32 or saving or xla or floor or rounded_state or resume"

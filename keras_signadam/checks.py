@@ -71,6 +71,21 @@ def check_positive(name, value):
     return value
 
 
+def check_epsilon(name, value):
+    """A positive float32 normal number: a subnormal one reads as 0 where
+    subnormals are flushed to zero (XLA and oneDNN on CPU), and the
+    update's denominator sqrt(v) + epsilon is then 0 wherever v is."""
+    value = check_positive(name, value)
+    smallest = float(np.finfo(np.float32).tiny)
+    if float(np.float32(value)) < smallest:
+        raise ValueError(
+            f"Argument `{name}` must be at least {smallest:.6g}, the "
+            f"smallest normal float32 (a subnormal value is flushed to 0 "
+            f"on some devices). Received: {name}={value!r}"
+        )
+    return value
+
+
 def check_beta(name, value):
     """A decay rate must lie in [0, 1): at 1 the average never moves."""
     value = check_finite_number(name, value)

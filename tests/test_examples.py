@@ -10,7 +10,6 @@ from tests.helpers import run_python
 
 # The scripts on TensorFlow run in one child process, one after another
 # (each with a fresh Keras session); their tests share it.
-pytestmark = pytest.mark.xdist_group("examples")
 SCRIPTS = {
     "custom_training_loop.py": ["--epochs", "2"],
     "mixed_precision.py": ["--epochs", "2"],

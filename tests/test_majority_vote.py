@@ -28,10 +28,6 @@ SHAPES = [(37, 29), (301,)]
 LR = 1e-2
 
 
-# Its tests share one expensive fixture: one worker runs them all.
-pytestmark = pytest.mark.xdist_group("majority_vote")
-
-
 @pytest.mark.parametrize("radix", [3, 5, 9, 17, 513])
 def test_packing_round_trips_in_the_fewest_words(radix):
     rng = np.random.default_rng(radix)

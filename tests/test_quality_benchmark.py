@@ -10,9 +10,6 @@ import pytest
 from benchmarks.quality import optimizers
 from tests.helpers import ROOT
 
-# Its tests share one expensive fixture: one worker runs them all.
-pytestmark = pytest.mark.xdist_group("quality_benchmark")
-
 TASKS = ("digits_mlp", "tabular_mlp")
 NAMES = ("SignAdamPP", "Adam")
 SEEDS = 2

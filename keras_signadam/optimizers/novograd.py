@@ -108,7 +108,7 @@ class NovoGrad(base.Optimizer):
             weight_decay = momentum_weight_decay
         checks.check_beta("beta_1", beta_1)
         beta_2 = checks.check_beta("beta_2", beta_2)
-        epsilon = checks.check_positive("epsilon", epsilon)
+        epsilon = checks.check_epsilon("epsilon", epsilon)
         checks.check_bool("grad_averaging", grad_averaging)
         checks.check_bool("amsgrad", amsgrad)
         super().__init__(

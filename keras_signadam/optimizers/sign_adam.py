@@ -90,7 +90,7 @@ class SignAdam(base.Optimizer):
     ):
         checks.check_beta("beta_1", beta_1)
         beta_2 = checks.check_beta("beta_2", beta_2)
-        epsilon = checks.check_positive("epsilon", epsilon)
+        epsilon = checks.check_epsilon("epsilon", epsilon)
         super().__init__(
             learning_rate=learning_rate,
             aggregation=aggregation,
