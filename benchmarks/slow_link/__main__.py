@@ -4,7 +4,7 @@ all-reduce, end to end.
     python -m benchmarks.slow_link [--quick]
         [--rates none,10gbit,1gbit,100mbit] [--workers 2,4] [--tta 1gbit:4]
         [--seeds 3] [--epochs 15] [--configs A,B] [--output FILE]
-        [--selection JSONL] [--keep-selection JSONL]
+        [--selection JSONL] [--keep-selection JSONL] [--keep-results JSONL]
 
 Needs root and iproute2 (`ip`, `tc`): it makes a private network namespace,
 limits its loopback with a token-bucket filter, and runs the workers of a
