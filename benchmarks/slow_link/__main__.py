@@ -144,6 +144,11 @@ def run_child(argv, timeout=7200):
                            + result.stderr[-3000:])
 
 
+def write_lines(path, rows, mode):
+    with open(path, mode, encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+
+
 def read_lines(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -215,8 +220,7 @@ def select_rates(args, folder, replicas):
     if plan:
         rows += read_lines(output)
     if args.keep_selection:
-        with open(args.keep_selection, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
+        write_lines(args.keep_selection, rows, "w")
     chosen = {}
     for row in rows:
         chosen.setdefault(row["config"], {})[row["lr"]] = row["val_accuracy"]
@@ -342,12 +346,6 @@ def verdict(ok):
 def last_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no error output"
-
-
-def keep_results(path, results):
-    if path:
-        with open(path, "a", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in results)
 
 
 def write_report(args, inprocess, rates, steps, tta, seconds, output,
@@ -517,7 +515,8 @@ def main(argv=None):
                                   file=sys.stderr, flush=True)
                             break
                         results += launched
-                        keep_results(args.keep_results, launched)
+                        if args.keep_results:
+                            write_lines(args.keep_results, launched, "a")
         except namespace.Unavailable as error:
             print(f"slow_link: cannot run here: {error}", file=sys.stderr)
             return 2
