@@ -25,19 +25,29 @@ def test_every_tutorial_is_there():
     ]
 
 
-# The quick tour runs in `test_execute_stores_outputs`.
+# The quick tour is run by `tutorials/execute.py`, which stores its outputs.
 RUN_HERE = NOTEBOOKS[1:]
 
 
-def test_notebooks_run(run_python):
-    # One process for all of them: each in its own namespace.
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory):
+    """One process for all of them (each notebook in its own namespace):
+    the quick tour executed with its outputs stored, then the others."""
+    from tests.helpers import run_python
+
+    tour = tmp_path_factory.mktemp("tour") / "tour.ipynb"
     result = run_python(
         [os.path.join(ROOT, "tests", "scripts", "run_notebook.py"),
-         *RUN_HERE],
+         "--store", NOTEBOOKS[0], str(tour), *RUN_HERE],
         env={"KERAS_SIGNADAM_TUTORIAL_STEPS": "2"},
     )
+    return result.stdout, tour
+
+
+def test_notebooks_run(ran):
+    stdout, _ = ran
     for notebook in RUN_HERE:
-        assert f"code cells of {notebook}" in result.stdout, notebook
+        assert f"code cells of {notebook}" in stdout, notebook
 
 
 def test_quick_tour_carries_its_outputs():
@@ -56,15 +66,12 @@ def test_quick_tour_carries_its_outputs():
     assert all(c["execution_count"] for c in cells[1:])
 
 
-def test_execute_stores_outputs(tmp_path, run_python):
-    out = tmp_path / "tour.ipynb"
-    run_python([os.path.join(ROOT, "tutorials", "execute.py"),
-                os.path.join(ROOT, "tutorials",
-                             "00_digits_quick_tour.ipynb"), str(out)],
-               env={"KERAS_SIGNADAM_TUTORIAL_STEPS": "2"})
+def test_execute_stores_outputs(ran):
     import json
 
-    cells = json.loads(out.read_text())["cells"]
+    stdout, tour = ran
+    assert f"executed 6 code cells of {NOTEBOOKS[0]}" in stdout
+    cells = json.loads(tour.read_text())["cells"]
     assert any("image/png" in o.get("data", {}) for c in cells
                for o in c.get("outputs", []))
 

@@ -1,9 +1,12 @@
 """Runs notebooks' code cells in order, each notebook in a namespace of
 its own (and a fresh Keras session), under
 `tensorflow_datasets.testing.mock_data`, and exits non-zero naming the
-first cell that fails.
+first cell that fails. With `--store NOTEBOOK OUT` it first executes that
+notebook with `tutorials/execute.py` (outside the mock: it stores the
+outputs to OUT), in the same process.
 
-    python tests/scripts/run_notebook.py NOTEBOOK.ipynb [NOTEBOOK.ipynb ...]
+    python tests/scripts/run_notebook.py [--store NOTEBOOK.ipynb OUT] \
+        NOTEBOOK.ipynb [NOTEBOOK.ipynb ...]
 """
 
 import json
@@ -39,7 +42,26 @@ def main(path):
     return 0
 
 
+def store(path, out):
+    import importlib.util
+
+    import keras
+
+    executor = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "tutorials", "execute.py")
+    spec = importlib.util.spec_from_file_location("execute", executor)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    keras.backend.clear_session()
+    return module.execute(path, out)
+
+
 if __name__ == "__main__":
-    for notebook in sys.argv[1:]:
+    notebooks = sys.argv[1:]
+    if notebooks[:1] == ["--store"]:
+        if store(*notebooks[1:3]):
+            sys.exit(1)
+        notebooks = notebooks[3:]
+    for notebook in notebooks:
         if main(notebook):
             sys.exit(1)
