@@ -131,6 +131,13 @@ def test_tiny_run_measures_and_leaves_no_namespace(tmp_path):
         assert adam / vote > 15
     assert "## Time to accuracy" in report and "## Targets" in report
     assert re.search(r"\| 1 Gbit/s \| 2 \| SignAdamPP vote \|", report)
+    # The time-to-accuracy verdict reads as a sentence whether or not the
+    # vote reached the target in one epoch.
+    assert re.search(
+        r"- SignAdamPP with the vote (reaches the target in [0-9.]+x of "
+        r"Adam's time|does not reach the target on every seed) at 1 Gbit/s "
+        r"with 2 workers \(target: at most 0\.5x\): (met|NOT met)\.",
+        report), report
     leftover = subprocess.run(["ip", "netns", "list"], capture_output=True,
                               text=True).stdout
     assert "ks-slow-link" not in leftover

@@ -475,12 +475,13 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output,
         # Shown where the vote's mean is exact: against a bound on
         # Adam's (a seed that did not reach), the ratio is at most this.
         settled = vote is not None and vote[1]
-        value = (f"{'' if adam[1] else 'at most '}"
-                 f"{vote[0] / adam[0]:.2f}x" if settled else "not reached "
-                 "on every seed")
-        emit(f"- SignAdamPP with the vote reaches the target in {value} "
-             f"of Adam's time at {name(rate)} with {workers} workers "
-             f"(target: at most 0.5x): "
+        if settled:
+            value = (f"reaches the target in {'' if adam[1] else 'at most '}"
+                     f"{vote[0] / adam[0]:.2f}x of Adam's time")
+        else:
+            value = "does not reach the target on every seed"
+        emit(f"- SignAdamPP with the vote {value} at {name(rate)} with "
+             f"{workers} workers (target: at most 0.5x): "
              f"{verdict(settled and vote[0] <= 0.5 * adam[0])}.")
     report.save(output)
 
