@@ -29,7 +29,7 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
 test-suite: $(TEST_STAMP)
-	$(VENV)/bin/python -m pytest -n 3 --dist loadgroup tests
+	$(VENV)/bin/python -m pytest -n 3 tests
 
 # The core tests (update rules against the references, saving, the XLA
 # path) with the oldest Keras that setup.py allows, over the same

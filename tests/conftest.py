@@ -29,3 +29,27 @@ def run_python():
 def start_python():
     """Starts a child Python without waiting (`helpers.start_python`)."""
     return helpers.start_python
+
+
+# Modules whose tests share a module-scoped fixture that runs child
+# processes (minutes of CPU). A test worker runs such a fixture once per
+# unbroken run of that module's tests, so each of these modules goes to
+# one worker as a whole; every other test is scheduled on its own.
+SHARED_FIXTURE_MODULES = {
+    "tests/test_against_optax.py",
+    "tests/test_examples.py",
+    "tests/test_majority_vote.py",
+    "tests/test_quality_benchmark.py",
+    "tests/test_tutorials.py",
+}
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduler(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            module = nodeid.split("::", 1)[0]
+            return module if module in SHARED_FIXTURE_MODULES else nodeid
+
+    return Scheduler(config, log)

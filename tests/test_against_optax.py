@@ -17,8 +17,6 @@ def report():
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-# One test worker runs all three, and `report` once.
-@pytest.mark.xdist_group("optax")
 @pytest.mark.parametrize("rule", ["sign_sgd", "signum", "novograd"])
 def test_same_parameters_as_optax(report, rule):
     # Both moved the parameters by far more than they differ.

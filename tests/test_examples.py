@@ -19,10 +19,6 @@ SCRIPTS = {
 }
 
 
-# The tests that read `outputs` go to one test worker, which runs it once.
-ONE_WORKER = pytest.mark.xdist_group("examples")
-
-
 @pytest.fixture(scope="module")
 def outputs():
     arguments = []
@@ -49,7 +45,6 @@ def numbers_after(label, text):
     return [float(v) for v in re.findall(label + r" ([0-9.e+-]+)", text)]
 
 
-@ONE_WORKER
 def test_custom_training_loop(outputs):
     out = outputs["custom_training_loop.py"]
     accuracies = numbers_after("test accuracy", out)
@@ -57,14 +52,12 @@ def test_custom_training_loop(outputs):
     assert all(0 < s < 1 for s in numbers_after("sparsity", out))
 
 
-@ONE_WORKER
 def test_mixed_precision(outputs):
     out = outputs["mixed_precision.py"]
     assert numbers_after("test accuracy", out)[-1] > 0.8
     assert "weights float32, compute float16" in out
 
 
-@ONE_WORKER
 def test_save_and_resume_matches_uninterrupted(outputs):
     out = outputs["save_and_resume.py"]
     assert numbers_after("uninterrupted:", out) == [0.0]
@@ -86,7 +79,6 @@ def test_other_backends_train_every_optimizer(backend):
     assert thresholds[0] < 5e-4 < thresholds[-1]
 
 
-@ONE_WORKER
 def test_tpu_training_falls_back_on_cpu_under_mock_data(outputs):
     out = outputs["tpu_training.py"]
     assert "No TPU found" in out

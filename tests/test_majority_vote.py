@@ -26,9 +26,6 @@ FIT_REPLICAS = 4
 STEPS = 4
 SHAPES = [(37, 29), (301,)]
 LR = 1e-2
-# The tests that read `voted_steps` go to one test worker, which runs it
-# once.
-ONE_WORKER = pytest.mark.xdist_group("majority_vote")
 
 
 @pytest.mark.parametrize("radix", [3, 5, 9, 17, 513])
@@ -203,7 +200,6 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
     return steps, residuals, zero_votes / sum(np.prod(s) for s in SHAPES)
 
 
-@ONE_WORKER
 @pytest.mark.parametrize("case", [c for c in case_list() if c[2] != "sum"],
                          ids=lambda c: "-".join(map(str, c)))
 def test_vote_and_update_match_numpy_reference(voted_steps, case):
@@ -254,7 +250,6 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
     assert all(c["dtypes"] == ["int32"] for c in calls)
 
 
-@ONE_WORKER
 @pytest.mark.parametrize("replicas,fewer", [(2, 15.0), (4, 7.5)])
 def test_collectives_move_8_to_16x_fewer_bytes(voted_steps, replicas,
                                                fewer):
@@ -296,7 +291,6 @@ def test_collectives_move_8_to_16x_fewer_bytes(voted_steps, replicas,
     assert ring["sum"] / ring[chosen] >= fewer
 
 
-@ONE_WORKER
 def test_fit_keeps_replicas_identical_and_resumes(voted_steps):
     rows = voted_steps[1]["fit"]
     assert [r["optimizer"] for r in rows] == ["SignAdamPP", "SignAdamPP EF"]

@@ -15,8 +15,6 @@ NAMES = ("SignAdamPP", "Adam")
 SEEDS = 2
 # Two rates, not --quick's three, so the run also checks --factors.
 FACTORS = (0.3, 3.0)
-# The tests that read `output` go to one test worker, which runs it once.
-ONE_WORKER = pytest.mark.xdist_group("quality")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,6 @@ def output(tmp_path_factory):
     return folder, runs, (folder / "quality.md").read_text("utf-8")
 
 
-@ONE_WORKER
 def test_every_configuration_ran(output):
     _, runs, _ = output
     sweep = [r for r in runs if "study" not in r]
@@ -52,7 +49,6 @@ def test_every_configuration_ran(output):
                        for s in ("fixed", "adaptive", "plateau")}
 
 
-@ONE_WORKER
 def test_report_shows_the_choice_made_on_validation(output):
     folder, runs, report = output
     assert "Machine:" in report
@@ -80,7 +76,6 @@ def test_report_shows_the_choice_made_on_validation(output):
     assert "## Targets" in report
 
 
-@ONE_WORKER
 def test_resume_reuses_the_earlier_runs(output, tmp_path, capsys):
     from benchmarks.quality.__main__ import main
 

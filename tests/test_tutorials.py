@@ -27,8 +27,6 @@ def test_every_tutorial_is_there():
 
 # The quick tour is run by `tutorials/execute.py`, which stores its outputs.
 RUN_HERE = NOTEBOOKS[1:]
-# The tests that read `ran` go to one test worker, which runs it once.
-ONE_WORKER = pytest.mark.xdist_group("tutorials")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +44,6 @@ def ran(tmp_path_factory):
     return result.stdout, tour
 
 
-@ONE_WORKER
 def test_notebooks_run(ran):
     stdout, _ = ran
     for notebook in RUN_HERE:
@@ -69,7 +66,6 @@ def test_quick_tour_carries_its_outputs():
     assert all(c["execution_count"] for c in cells[1:])
 
 
-@ONE_WORKER
 def test_execute_stores_outputs(ran):
     import json
 
