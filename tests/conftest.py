@@ -45,6 +45,8 @@ SHARED_FIXTURE_MODULES = {
 }
 
 
+# Optional: without pytest-xdist the suite runs in one process.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     from xdist.scheduler import LoadScopeScheduling
 
