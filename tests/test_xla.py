@@ -91,3 +91,79 @@ def test_optimizers_of_one_structure_share_one_compiled_update():
     apply_steps(other, thetas, grads, "float32")
     assert list(other._compiled.functions.values())[0].function is not (
         updates[0].function)
+
+
+def traced_op_types(optimizer, shapes):
+    """The types of the operations one traced update holds (the compiled
+    update's own function included), for variables of `shapes`."""
+    import collections
+
+    import keras
+    import tensorflow as tf
+
+    variables = [keras.Variable(np.ones(s, np.float32), name=f"v{i}")
+                 for i, s in enumerate(shapes)]
+    optimizer.build(variables)
+    gradients = [tf.fill(s, 1e-2) for s in shapes]
+
+    @tf.function(autograph=False)
+    def step():
+        optimizer.apply(gradients, variables)
+
+    graph = step.get_concrete_function().graph.as_graph_def()
+    nodes = list(graph.node)
+    for function in graph.library.function:
+        nodes += list(function.node_def)
+    return collections.Counter(node.op for node in nodes)
+
+
+# Operations only the per-step scalars use: the bias corrections (Expm1,
+# Log1p, Pack), the learning-rate check (GreaterEqual).
+STEP_ONLY = ("Expm1", "Log1p", "Pack", "GreaterEqual")
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("name", list(ALL))
+def test_per_step_values_are_traced_once_per_update(name, jit_compile):
+    """The learning rate check and the bias corrections are computed once
+    per update, not once per variable: four more variables add none of
+    their operations."""
+    cls = getattr(ks, name)
+    counts = [traced_op_types(cls(jit_compile=jit_compile, **ALL[name]),
+                              [(3, 2)] * n) for n in (1, 5)]
+    assert sum(counts[0][op] for op in STEP_ONLY) > 0
+    added = counts[1] - counts[0]
+    for op in STEP_ONLY:
+        assert added[op] == 0, (op, counts)
+
+
+def test_per_update_values_are_kept_per_scope_and_thread():
+    import threading
+
+    from keras_signadam.optimizers import per_update
+
+    shared = per_update.PerUpdate()
+    computed = []
+
+    def compute():
+        computed.append(len(computed))
+        return computed[-1]
+
+    def get(dtype="float32"):
+        return shared.get("value", dtype, compute)
+
+    assert [get(), get()] == [0, 1]  # outside a scope nothing is kept
+    with shared.scope():
+        kept = get()
+        assert get() == kept
+        assert get("float64") != kept  # one value per dtype
+        with shared.scope():  # a nested trace starts afresh
+            assert get() != kept
+        assert get() == kept
+        other_thread = []
+        thread = threading.Thread(target=lambda: other_thread.append(get()))
+        thread.start()
+        thread.join()
+        assert other_thread[0] != kept
+    assert get() != kept
+    assert get() != get()

@@ -48,6 +48,7 @@ from keras_signadam.optimizers import aggregation as aggregation_module
 from keras_signadam.optimizers import error_feedback as feedback_module
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import low_precision
+from keras_signadam.optimizers import per_update
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
 from keras_signadam.optimizers import storage
@@ -164,6 +165,7 @@ class Optimizer(compat.KerasHooks):
         self.feedback = feedback
         self.aggregation_strategy = aggregation_module.strategy(aggregation)
         self._stored = {}
+        self._per_update = per_update.PerUpdate()
         self._compiled = None
         self._traced = False
         self._track_statistics = checks.check_bool(
@@ -315,22 +317,40 @@ class Optimizer(compat.KerasHooks):
         raw = ops.reshape(raw, tuple(variable.shape))
         return ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)), raw
 
+    def per_update(self, name, dtype, compute):
+        """`compute()`, once per update and `dtype` for all variables
+        (`per_update.py`): for values that depend only on the step."""
+        return self._per_update.get(name, dtype, compute)
+
+    def update_scope(self):
+        """A context in which `per_update` values are shared: one update,
+        or one traced function that runs the variables' updates."""
+        return self._per_update.scope()
+
     def step_size(self, learning_rate, variable):
         """The learning rate in the compute dtype; 0 (no step) when it is
         not a finite number >= 0 (see the module docstring)."""
-        lr = ops.cast(learning_rate, state.compute_dtype(variable))
-        valid = ops.logical_and(ops.isfinite(lr), lr >= 0)
-        return ops.where(valid, lr, ops.zeros_like(lr))
+        def checked(dtype):
+            lr = ops.cast(learning_rate, dtype)
+            valid = ops.logical_and(ops.isfinite(lr), lr >= 0)
+            return ops.where(valid, lr, ops.zeros_like(lr))
+
+        dtype = state.compute_dtype(variable)
+        return self.per_update("learning_rate", dtype,
+                               lambda: checked(dtype))
 
     def decayed_value(self, variable, lr):
         """Value of `variable` in its compute dtype after decoupled weight
         decay with step size `lr` (from `step_size`)."""
-        value = ops.cast(variable, state.compute_dtype(variable))
+        dtype = state.compute_dtype(variable)
+        value = ops.cast(variable, dtype)
         if self.weight_decay is None or not compat.uses_weight_decay(
             self, variable
         ):
             return value
-        return value - lr * self.weight_decay * value
+        decay = self.per_update("weight_decay", dtype,
+                                lambda: lr * self.weight_decay)
+        return value - decay * value
 
     def write_variable(self, variable, value):
         self.assign(variable, ops.cast(value, variable.dtype))
@@ -409,7 +429,8 @@ class Optimizer(compat.KerasHooks):
                 f"{int(hyperparameters.value_of(self.iterations))}"
                 f" it is {value!r} (check the learning rate schedule)."
             )
-        apply(learning_rate)
+        with self.update_scope():
+            apply(learning_rate)
         self.finish_step()
 
     def finish_step(self):

@@ -82,10 +82,11 @@ class ConfidenceArguments:
             "threshold", threshold, checks.check_non_negative
         )
 
-    def signal(self, g):
-        return confident_sign(
-            g, ops.cast(self.threshold, g.dtype), self.kind, self.mode
-        )
+    def signal(self, optimizer, g):
+        threshold = optimizer.per_update(
+            "threshold", g.dtype,
+            lambda: ops.cast(self.threshold, g.dtype))
+        return confident_sign(g, threshold, self.kind, self.mode)
 
     def config(self):
         return {

@@ -162,14 +162,16 @@ class NovoGrad(base.Optimizer):
         lr = self.step_size(learning_rate, variable)
         index = self.variable_index(variable)
         v = self._layer_velocities[index]
-        beta_1 = ops.cast(self.beta_1, dtype)
+        beta_1, first_step = self.per_update(
+            "beta_1", dtype, lambda: (ops.cast(self.beta_1, dtype),
+                                      ops.equal(self._steps, 0)))
 
         squared_norm = ops.minimum(
             ops.cast(ops.square(reductions.l2_norm(g)), "float32"),
             _FLOAT32_MAX,
         )
         v_new = ops.where(
-            ops.equal(self._steps, 0),
+            first_step,
             squared_norm,
             self.beta_2 * v + (1.0 - self.beta_2) * squared_norm,
         )

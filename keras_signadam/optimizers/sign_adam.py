@@ -1,3 +1,5 @@
+import collections
+
 import keras
 import numpy as np
 from keras import ops
@@ -8,6 +10,11 @@ from keras_signadam.optimizers import bias_correction
 from keras_signadam.optimizers import docs
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import storage
+
+_StepScalars = collections.namedtuple(
+    "_StepScalars",
+    ["beta_1", "one_minus_beta_1", "v_range_before", "v_correction",
+     "m_correction", "bound", "lower_bound"])
 
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
@@ -136,33 +143,41 @@ class SignAdam(base.Optimizer):
         self._velocities = self.add_moment(var_list, moments[1])
         self._history = bias_correction.MomentHistory(self, self.beta_2)
 
-    def update_step(self, gradient, variable, learning_rate):
-        g, raw = self.prepare_gradient(gradient, variable)
-        dtype = g.dtype
-        lr = self.step_size(learning_rate, variable)
-        s, zeros = self.sign_signal(g, raw, variable)
+    def _step_scalars(self, dtype):
+        """What every variable's update shares at this step, in `dtype`:
+        beta_1 and 1 - beta_1, v's range before the step, both bias
+        corrections and the ratio bound."""
         beta_1 = ops.cast(self.beta_1, dtype)
-
         log_beta_2 = bias_correction.python_log(self.beta_2)
         t = self._history.step(dtype)
         # v lies in [0, 1 - beta_2**t]: its range before and after the step.
         v_range_before = bias_correction.one_minus_power(log_beta_2, t - 1.0)
         v_correction = bias_correction.one_minus_power(log_beta_2, t)
-        m_old = self.read_moment(self._momentums, variable, dtype)
-        v_old = self.read_moment(self._velocities, variable, dtype,
-                                 v_range_before)
-        m_new = beta_1 * m_old + (1.0 - beta_1) * s
-        v_new = self.beta_2 * v_old + (1.0 - self.beta_2) * ops.square(s)
         m_correction = self._history.beta_1_correction(beta_1)
-        ratio = bias_correction.corrected_ratio(
-            m_new, v_new, m_correction, v_correction, self.epsilon)
         bound = self._history.ratio_bound(beta_1, m_correction,
                                           v_correction)
-        ratio = ops.clip(ratio, -bound, bound)
+        return _StepScalars(beta_1, 1.0 - beta_1, v_range_before,
+                            v_correction, m_correction, bound, -bound)
+
+    def update_step(self, gradient, variable, learning_rate):
+        g, raw = self.prepare_gradient(gradient, variable)
+        dtype = g.dtype
+        lr = self.step_size(learning_rate, variable)
+        s, zeros = self.sign_signal(g, raw, variable)
+        c = self.per_update("step_scalars", dtype,
+                            lambda: self._step_scalars(dtype))
+        m_old = self.read_moment(self._momentums, variable, dtype)
+        v_old = self.read_moment(self._velocities, variable, dtype,
+                                 c.v_range_before)
+        m_new = c.beta_1 * m_old + c.one_minus_beta_1 * s
+        v_new = self.beta_2 * v_old + (1.0 - self.beta_2) * ops.square(s)
+        ratio = bias_correction.corrected_ratio(
+            m_new, v_new, c.m_correction, c.v_correction, self.epsilon)
+        ratio = ops.clip(ratio, c.lower_bound, c.bound)
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ratio)
         self.write_moments(variable, (self._momentums, m_new),
-                           (self._velocities, v_new, v_correction))
+                           (self._velocities, v_new, c.v_correction))
         self.record_statistics(variable, raw, zeros)
 
     def moment_bound(self, name):

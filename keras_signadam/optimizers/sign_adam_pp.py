@@ -119,7 +119,7 @@ class SignAdamPP(SignAdam):
         self.threshold_mode = threshold_mode
 
     def ternary(self, p):
-        return self._confidence.signal(p)
+        return self._confidence.signal(self, p)
 
     def get_config(self):
         config = super().get_config()

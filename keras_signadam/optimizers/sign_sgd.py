@@ -118,7 +118,7 @@ class SignSGD(base.Optimizer):
         )
 
     def ternary(self, p):
-        return self._confidence.signal(p)
+        return self._confidence.signal(self, p)
 
     def update_step(self, gradient, variable, learning_rate):
         g, raw = self.prepare_gradient(gradient, variable)

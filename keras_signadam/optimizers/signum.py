@@ -103,9 +103,11 @@ class Signum(base.Optimizer):
         # vote on sign(g), which the momentum then averages.
         g, raw = self.prepare_gradient(gradient, variable)
         lr = self.step_size(learning_rate, variable)
-        beta = ops.cast(self.momentum, g.dtype)
+        beta, one_minus_beta = self.per_update(
+            "momentum", g.dtype, lambda: _with_complement(self.momentum,
+                                                          g.dtype))
         m = self.read_moment(self._momentums, variable, g.dtype)
-        m_new = beta * m + (1.0 - beta) * g
+        m_new = beta * m + one_minus_beta * g
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * ops.sign(m_new))
         self.write_moments(variable, (self._momentums, m_new))
@@ -115,3 +117,8 @@ class Signum(base.Optimizer):
         config = super().get_config()
         config["momentum"] = hyperparameters.read(self.momentum)
         return config
+
+
+def _with_complement(beta, dtype):
+    beta = ops.cast(beta, dtype)
+    return beta, 1.0 - beta

@@ -53,8 +53,9 @@ def _apply_shared(gradients, learning_rate, values):
     # reaching them below through the optimizer resolves to these inputs.
     del values
     optimizer, variables = _TRACING.current
-    for gradient, variable in zip(gradients, variables):
-        optimizer.update_step(gradient, variable, learning_rate)
+    with optimizer.update_scope():
+        for gradient, variable in zip(gradients, variables):
+            optimizer.update_step(gradient, variable, learning_rate)
 
 
 class _SharedUpdate:
@@ -120,8 +121,10 @@ class CompiledUpdates:
             self.functions[key] = update
         elif update is None:
             def apply_all(gradients, learning_rate):
-                for gradient, variable in zip(gradients, variables):
-                    optimizer.update_step(gradient, variable, learning_rate)
+                with optimizer.update_scope():
+                    for gradient, variable in zip(gradients, variables):
+                        optimizer.update_step(gradient, variable,
+                                              learning_rate)
 
             update = tf.function(apply_all, jit_compile=True,
                                  autograph=False)
