@@ -58,7 +58,9 @@ def confidence(g, threshold, kind="hard", mode="absolute"):
 
 def confident_sign(g, threshold, kind="hard", mode="absolute"):
     """Returns ``(c * sign(g), zero-confidence indicator)``; the indicator
-    is 1.0 where c is 0 (it is only evaluated if statistics are counted)."""
+    is 1.0 where c is 0. A traced update drops it unless statistics are
+    counted; run eagerly (PyTorch, or outside a traced function) it is
+    computed every step."""
     c = confidence(g, threshold, kind, mode)
     return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
 
