@@ -330,14 +330,14 @@ class Optimizer(compat.KerasHooks):
     def step_size(self, learning_rate, variable):
         """The learning rate in the compute dtype; 0 (no step) when it is
         not a finite number >= 0 (see the module docstring)."""
-        def checked(dtype):
+        dtype = state.compute_dtype(variable)
+
+        def checked():
             lr = ops.cast(learning_rate, dtype)
             valid = ops.logical_and(ops.isfinite(lr), lr >= 0)
             return ops.where(valid, lr, ops.zeros_like(lr))
 
-        dtype = state.compute_dtype(variable)
-        return self.per_update("learning_rate", dtype,
-                               lambda: checked(dtype))
+        return self.per_update("learning_rate", dtype, checked)
 
     def decayed_value(self, variable, lr):
         """Value of `variable` in its compute dtype after decoupled weight

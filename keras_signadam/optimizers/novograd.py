@@ -163,7 +163,7 @@ class NovoGrad(base.Optimizer):
         index = self.variable_index(variable)
         v = self._layer_velocities[index]
         beta_1, first_step = self.per_update(
-            "beta_1", dtype, lambda: (ops.cast(self.beta_1, dtype),
+            "step_scalars", dtype, lambda: (ops.cast(self.beta_1, dtype),
                                       ops.equal(self._steps, 0)))
 
         squared_norm = ops.minimum(
