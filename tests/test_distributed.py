@@ -138,11 +138,12 @@ BACKEND_CASES = ("sign_sgd_dead_zone", "sign_sgd_soft_relative", "signum",
                  "sign_adam", "sign_adam_pp_hard")
 
 
-def reference_tests(dtypes):
+def reference_tests(backend, dtypes):
     """Node ids of the NumPy-reference tests of one case per code path,
     each with decoupled weight decay and clipping on (both paths in one
-    run), in `dtypes`; NovoGrad with every option; error feedback; and the
-    sparsity and annealed beta_1 tests."""
+    run), in `dtypes`; NovoGrad with every option; error feedback; the
+    sparsity and annealed beta_1 tests; on JAX, that eager steps compile
+    nothing after the first."""
     ids = [f"tests/test_update_rules.py::test_matches_reference"
            f"[{case}-{dtype}-decay_and_clip]"
            for case in BACKEND_CASES for dtype in dtypes]
@@ -154,18 +155,21 @@ def reference_tests(dtypes):
             "[sign_adam_pp_relative]",
             "tests/test_update_rules.py::"
             "test_annealed_beta_1_keeps_exact_bias_correction"]
+    if backend == "jax":
+        ids += ["tests/test_novograd.py::test_eager_jax_steps_compile_"
+                f"nothing_after_the_first[{case}]"
+                for case in ("NovoGrad", "SignAdamPP-statistics")]
     return ids
 
 
-# JAX runs these op by op outside `jit`, about 2 s a case: float32 only.
 @pytest.mark.parametrize("backend,dtypes", [
-    ("jax", ["float32"]),
+    ("jax", ["float32", "bfloat16"]),
     ("torch", ["float32", "bfloat16"]),
 ])
 def test_update_rules_match_the_references_on(backend, dtypes):
     # The NumPy-reference tests, run again in a process whose Keras
     # backend is `backend`.
-    ids = reference_tests(dtypes)
+    ids = reference_tests(backend, dtypes)
     result = run_python(["-m", "pytest", "-p", "no:randomly", *ids],
                         backend=backend, cwd=ROOT, timeout=900)
     counts = result.stdout.strip().splitlines()[-1]

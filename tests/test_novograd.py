@@ -155,3 +155,43 @@ def test_trains_digits():
     )
     model.fit(x, y, epochs=8, batch_size=32, verbose=0)
     assert model.evaluate(x_test, y_test, verbose=0)[1] > 0.9
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax",
+                    reason="counts JAX compilations: runs in the JAX "
+                    "backend's process (test_distributed.py)")
+@pytest.mark.parametrize("make", [
+    lambda: ks.NovoGrad(1e-2),
+    lambda: ks.SignAdamPP(1e-2, track_statistics=True),
+], ids=["NovoGrad", "SignAdamPP-statistics"])
+def test_eager_jax_steps_compile_nothing_after_the_first(make):
+    """Run eagerly, JAX compiles each operation once per shape; the
+    norm's and the counts' conditionals, new closures every step, were
+    compiled again at every step (400 ms a step on 4 variables)."""
+    import jax.monitoring
+
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(event)
+
+    rng = np.random.default_rng(0)
+    shapes = [(64, 32), (32,), ()]
+    variables = [keras.Variable(rng.normal(size=s).astype("float32"))
+                 for s in shapes]
+    optimizer = make()
+    # Sums of squares in range, underflowing and overflowing: both
+    # branches of the norm, in the warm-up and again counted.
+    scales = [1e-2, 1e-30, 1e30] * 2
+    steps = [[(rng.normal(size=s) * scale).astype("float32")
+              for s in shapes] for scale in scales]
+    for gradients in steps[:3]:
+        optimizer.apply(gradients, variables)
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        for gradients in steps[3:]:
+            optimizer.apply(gradients, variables)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert compiles == []

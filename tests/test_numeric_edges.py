@@ -202,3 +202,41 @@ def test_loss_scale_overflow_under_mixed_float16():
         assert history.history["loss"][-1] < history.history["loss"][0]
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
+def test_norms_agree_eagerly_and_traced(scale):
+    """The norm's rescaled fallback (sums of squares that overflow or
+    underflow) against NumPy in float64, run eagerly (Python picks the
+    branch) and traced under XLA (a graph conditional)."""
+    import tensorflow as tf
+
+    from keras_signadam.optimizers import reductions
+
+    rng = np.random.default_rng(0)
+    g = (rng.normal(size=(3, 700)) * scale).astype(np.float32)
+    expected = np.linalg.norm(g.astype(np.float64))
+    traced = tf.function(reductions.l2_norm, jit_compile=True)
+    for norm in (reductions.l2_norm(keras.ops.convert_to_tensor(g)),
+                 traced(tf.constant(g))):
+        np.testing.assert_allclose(float(norm), expected, rtol=1e-5)
+
+
+def test_concrete_conditions_run_only_the_chosen_branch():
+    import tensorflow as tf
+
+    from keras_signadam.optimizers import tracing
+
+    called = []
+
+    def branch(name):
+        return lambda: called.append(name) or keras.ops.ones(())
+
+    tracing.cond(keras.ops.convert_to_tensor(False), branch("true"),
+                 branch("false"))
+    assert called == ["false"]
+    called.clear()
+    # Traced, both branches are built into the conditional.
+    tf.function(lambda p: tracing.cond(p, branch("true"), branch("false")))(
+        tf.constant(True))
+    assert sorted(called) == ["false", "true"]

@@ -16,26 +16,12 @@ import numpy as np
 
 from keras_signadam import checks
 from keras_signadam import compat
-
-
-def _symbolic(value):
-    """Whether `value` is being traced (no number to inspect yet)."""
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return not tf.executing_eagerly() or tf.is_symbolic_tensor(
-            getattr(value, "value", value))
-    if backend == "jax":
-        import jax
-
-        return isinstance(getattr(value, "value", value), jax.core.Tracer)
-    return False
+from keras_signadam.optimizers import tracing
 
 
 def concrete(value):
     """`value` as a NumPy array, or None while it is symbolic (traced)."""
-    if _symbolic(value):
+    if tracing.symbolic(value):
         return None
     if isinstance(value, keras.Variable):
         return value_of(value)

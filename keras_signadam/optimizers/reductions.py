@@ -13,6 +13,8 @@ import math
 
 from keras import ops
 
+from keras_signadam.optimizers import tracing
+
 ROW = 1024
 
 
@@ -57,4 +59,4 @@ def l2_norm(g):
         return scale * ops.sqrt(ops.sum(row_sums(ops.square(g / safe))))
 
     usable = ops.logical_and(ops.isfinite(direct), direct > 0.0)
-    return ops.cond(usable, lambda: ops.sqrt(direct), rescaled)
+    return tracing.cond(usable, lambda: ops.sqrt(direct), rescaled)

@@ -16,6 +16,7 @@ from keras import ops
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
+from keras_signadam.optimizers import tracing
 
 
 class Counters:
@@ -58,7 +59,7 @@ class Counters:
             else zero_confidence
         )
         rows = reductions.row_sums(indicator + raw_gradient * 0.0)
-        zeros, bad = ops.cond(
+        zeros, bad = tracing.cond(
             ops.all(ops.isfinite(rows)),
             lambda: (ops.sum(ops.cast(rows, "int32")),
                      ops.zeros((), "int32")),
