@@ -3,6 +3,7 @@ chooses learning rates by validation accuracy, and reports what the runs
 measured."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -81,11 +82,12 @@ def test_resume_reuses_the_earlier_runs(output, tmp_path, capsys):
 
     _, runs, _ = output
     sweep = [r for r in runs if "study" not in r]
-    # An interrupted run: its last sweep run and the studies are missing.
+    # An interrupted run: one sweep run is missing. Its studies are kept:
+    # they are reused where the rerun chooses the same learning rates.
     missing = sweep[-1]
     earlier = tmp_path / "earlier.jsonl"
-    earlier.write_text("".join(json.dumps(r) + "\n" for r in sweep[:-1]),
-                       "utf-8")
+    earlier.write_text("".join(json.dumps(r) + "\n" for r in runs
+                               if r is not missing), "utf-8")
     key = ("task", "optimizer", "learning_rate", "seed")
     mine = [r for r in sweep[:-1] if (r["task"], r["optimizer"]) == (
         missing["task"], missing["optimizer"])]
@@ -93,13 +95,20 @@ def test_resume_reuses_the_earlier_runs(output, tmp_path, capsys):
           missing["optimizer"], "--seeds", str(SEEDS), "--epochs", "0.1",
           "--factors", ",".join(map(str, FACTORS)), "--workers", "1",
           "--resume", str(earlier), "--output-dir", str(tmp_path / "out")])
-    assert (f"1 sweep runs on 1 worker(s), {len(mine)} reused"
-            in capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert f"1 sweep runs on 1 worker(s), {len(mine)} reused" in err
+    studies = [r for r in runs if "study" in r and (
+        r["task"], r["optimizer"]) == (missing["task"], missing["optimizer"])]
+    assert studies
+    ran, reused = map(int, re.search(
+        r"(\d+) threshold-study runs on 1 worker\(s\), (\d+) reused",
+        err).groups())
+    assert ran + reused == len(studies)
     with open(tmp_path / "out" / "quality_runs.jsonl", encoding="utf-8") as f:
         again = [r for r in map(json.loads, f) if "study" not in r]
     assert again[:-1] == mine
     report = (tmp_path / "out" / "quality.md").read_text("utf-8")
-    assert f"of which {len(mine)} were reused" in report
+    assert f"of which {len(mine) + reused} were reused" in report
     assert [again[-1][k] for k in key] == [missing[k] for k in key]
 
 
