@@ -37,9 +37,9 @@ def start_python():
 # unbroken run of that module's tests, so each of these modules goes to
 # one worker as a whole; every other test is scheduled on its own.
 SHARED_FIXTURE_MODULES = {
-    "tests/test_against_optax.py",
     "tests/test_examples.py",
     "tests/test_majority_vote.py",
+    "tests/test_other_backends.py",
     "tests/test_quality_benchmark.py",
     "tests/test_tutorials.py",
 }

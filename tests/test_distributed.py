@@ -1,17 +1,14 @@
-"""Distributed training and the other Keras backends, each in its own
-process: MirroredStrategy over two logical CPUs, MultiWorkerMirroredStrategy
-with two workers on loopback, JAX DataParallel over two host devices, and
-the update rules on the JAX and PyTorch backends."""
+"""Distributed training on TensorFlow, each in its own process:
+MirroredStrategy over two logical CPUs and MultiWorkerMirroredStrategy with
+two workers on loopback. (JAX's DataParallel: test_other_backends.py.)"""
 
 import json
 import os
 import socket
 
 import numpy as np
-import pytest
 
 from tests.helpers import ROOT
-from tests.helpers import run_python
 from tests.helpers import start_python
 
 
@@ -55,17 +52,6 @@ def test_multi_worker_ends_with_identical_weights(tmp_path):
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
     for name in MULTI_WORKER:
         assert first[f"{name}/loss"][-1] < first[f"{name}/loss"][0], name
-
-
-def run_script(name, *args, backend=None, timeout=900):
-    result = run_python([os.path.join(ROOT, "tests", "scripts", name), *args],
-                        backend=backend, timeout=timeout)
-    return [json.loads(line) for line in result.stdout.splitlines()
-            if line.startswith("{")]
-
-
-OPTIMIZERS = {"SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad",
-              "SignAdamPP bfloat16 state", "SignAdamPP int8 state"}
 
 
 # Under the strategy every optimizer takes the same distributed path: the
@@ -115,63 +101,3 @@ def test_mirrored_strategy_fit_matches_single_device():
         assert row["resume_difference"] == 0.0, row
         if name.startswith("SignAdamPP"):
             assert row["sparsity_single"] == row["sparsity_mirrored"]
-
-
-def test_jax_data_parallel_matches_single_device():
-    rows = run_script("jax_data_parallel.py")
-    assert {r["optimizer"] for r in rows} == OPTIMIZERS
-    for row in rows:
-        assert row["devices"] == 2
-        assert row["state_devices"] == 2, row  # state lives on both
-        np.testing.assert_allclose(row["losses_parallel"],
-                                   row["losses_single"], rtol=1e-5,
-                                   err_msg=row["optimizer"])
-        assert row["max_weight_difference"] < 1e-5, row
-        if row["optimizer"] == "SignAdamPP":
-            assert 0.0 < row["sparsity"] < 1.0
-
-
-# One case per code path of the rules: coupled decay with a hard absolute
-# threshold, soft relative confidence, momentum of the raw gradient, the
-# bias-corrected ratio and its bound, the confidence-filtered signal.
-BACKEND_CASES = ("sign_sgd_dead_zone", "sign_sgd_soft_relative", "signum",
-                 "sign_adam", "sign_adam_pp_hard")
-
-
-def reference_tests(backend, dtypes):
-    """Node ids of the NumPy-reference tests of one case per code path,
-    each with decoupled weight decay and clipping on (both paths in one
-    run), in `dtypes`; NovoGrad with every option; error feedback; the
-    sparsity and annealed beta_1 tests; on JAX, that eager steps compile
-    nothing after the first."""
-    ids = [f"tests/test_update_rules.py::test_matches_reference"
-           f"[{case}-{dtype}-decay_and_clip]"
-           for case in BACKEND_CASES for dtype in dtypes]
-    ids += ["tests/test_novograd.py::test_matches_reference"
-            f"[all-{dtype}-True]" for dtype in dtypes]
-    ids += ["tests/test_update_rules.py::test_error_feedback_matches_"
-            "reference[sign_adam_pp_soft_relative-float32-True]",
-            "tests/test_update_rules.py::test_sparsity_counts_zero_confidence"
-            "[sign_adam_pp_relative]",
-            "tests/test_update_rules.py::"
-            "test_annealed_beta_1_keeps_exact_bias_correction"]
-    if backend == "jax":
-        ids += ["tests/test_novograd.py::test_eager_jax_steps_compile_"
-                f"nothing_after_the_first[{case}]"
-                for case in ("NovoGrad", "SignAdamPP-statistics")]
-    return ids
-
-
-@pytest.mark.parametrize("backend,dtypes", [
-    ("jax", ["float32", "bfloat16"]),
-    ("torch", ["float32", "bfloat16"]),
-])
-def test_update_rules_match_the_references_on(backend, dtypes):
-    # The NumPy-reference tests, run again in a process whose Keras
-    # backend is `backend`.
-    ids = reference_tests(backend, dtypes)
-    result = run_python(["-m", "pytest", "-p", "no:randomly", *ids],
-                        backend=backend, cwd=ROOT, timeout=900)
-    counts = result.stdout.strip().splitlines()[-1]
-    assert "skipped" not in counts and "deselected" not in counts
-    assert counts.split()[0] == str(len(ids)), counts

@@ -2,7 +2,6 @@
 as 8-bit codes with stochastic rounding, checked against the float32 NumPy
 references in distribution."""
 
-import os
 
 import keras
 import numpy as np
@@ -11,7 +10,6 @@ import pytest
 import keras_signadam as ks
 from keras_signadam.optimizers import low_precision
 from tests import reference
-from tests.helpers import ROOT
 from tests.helpers import digits_like
 from tests.helpers import small_model
 from tests.helpers import to_numpy
@@ -301,27 +299,3 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
             for v in moments(inner)} == {state_dtype}
     assert 0.0 <= inner.sparsity <= 1.0
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
-
-
-def test_backends_round_alike(start_python):
-    # One child per backend runs both rounded states.
-    script = os.path.join(ROOT, "tests", "scripts", "low_precision_steps.py")
-    dtypes = ("bfloat16", "int8")
-    children = {backend: start_python([script, *dtypes], backend=backend)
-                for backend in ("tensorflow", "jax", "torch")}
-    results = {}
-    for backend, child in children.items():
-        out, err = child.communicate(timeout=600)
-        assert child.returncode == 0, err[-3000:]
-        lines = [line.split() for line in out.splitlines()
-                 if line.split()[:1] and line.split()[0] in dtypes]
-        assert [line[0] for line in lines] == list(dtypes), out
-        results[backend] = {line[0]: np.array(line[1:], dtype=np.float64)
-                            for line in lines}
-    for backend in ("jax", "torch"):
-        for state_dtype in dtypes:
-            assert results[backend][state_dtype].shape == (8,)
-            np.testing.assert_allclose(
-                results[backend][state_dtype],
-                results["tensorflow"][state_dtype], rtol=1e-5, atol=1e-7,
-                err_msg=f"{backend} {state_dtype}")

@@ -159,7 +159,7 @@ def test_trains_digits():
 
 @pytest.mark.skipif(keras.backend.backend() != "jax",
                     reason="counts JAX compilations: runs in the JAX "
-                    "backend's process (test_distributed.py)")
+                    "backend's process (test_other_backends.py)")
 @pytest.mark.parametrize("make", [
     lambda: ks.NovoGrad(1e-2),
     lambda: ks.SignAdamPP(1e-2, track_statistics=True),

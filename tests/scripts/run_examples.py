@@ -1,11 +1,12 @@
-"""Runs example scripts one after another in this process, each as
-`__main__` with its own `sys.argv` and a fresh Keras session, and prints
-each one's output between marker lines; a script preceded by
-`--mock-tfds N` runs under `tensorflow_datasets.testing.mock_data` with N
-examples.
+"""Runs scripts one after another in this process, each as `__main__`
+with its own `sys.argv` (and its folder first on `sys.path`, as Python
+runs a script) and a fresh Keras session, and prints each one's output
+between marker lines; a script preceded by `--mock-tfds N` runs under
+`tensorflow_datasets.testing.mock_data` with N examples, and `-m MODULE`
+runs a module as `python -m` does.
 
     python tests/scripts/run_examples.py [--mock-tfds N] SCRIPT.py \
-        [ARGS...] -- [--mock-tfds N] SCRIPT.py [ARGS...] ...
+        [ARGS...] -- [--mock-tfds N] SCRIPT.py [ARGS...] -- -m MODULE ...
 
 Exits non-zero naming the first script that fails.
 """
@@ -40,15 +41,23 @@ def main(arguments):
 
             mock = tfds.testing.mock_data(num_examples=int(group[1]))
             group = group[2:]
-        script, *args = group
-        name = os.path.basename(script)
+        module = group[0] == "-m"
+        script, *args = group[1:] if module else group
+        name = script if module else os.path.basename(script)
         keras.backend.clear_session()
         keras.mixed_precision.set_global_policy("float32")
         sys.argv = [script, *args]
+        path = list(sys.path)
         print(BEGIN.format(name), flush=True)
         try:
             with mock:
-                runpy.run_path(script, run_name="__main__")
+                if module:
+                    runpy.run_module(script, run_name="__main__",
+                                     alter_sys=True)
+                else:
+                    sys.path.insert(0, os.path.dirname(
+                        os.path.abspath(script)))
+                    runpy.run_path(script, run_name="__main__")
         except SystemExit as exit_:
             if exit_.code not in (None, 0):
                 print(f"FAILED: {name} exited with {exit_.code}",
@@ -58,6 +67,8 @@ def main(arguments):
             traceback.print_exc()
             print(f"FAILED: {name}", file=sys.stderr)
             return 1
+        finally:
+            sys.path[:] = path
         print(END.format(name), flush=True)
     return 0
 

@@ -1,0 +1,156 @@
+"""The JAX and PyTorch backends, one child process each (Keras picks its
+backend once per process), which runs in turn: the NumPy-reference tests
+of the update rules, `examples/other_backends.py`, SignAdamPP with
+rounded state, and on JAX the comparison with optax and
+`keras.distribution.DataParallel` over two host devices."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tests.helpers import ROOT
+from tests.helpers import start_python
+
+SCRIPTS = os.path.join(ROOT, "tests", "scripts")
+BACKENDS = {"jax": ["float32", "bfloat16"], "torch": ["float32", "bfloat16"]}
+STATE_DTYPES = ("bfloat16", "int8")
+# One case per code path of the rules: coupled decay with a hard absolute
+# threshold, soft relative confidence, momentum of the raw gradient, the
+# bias-corrected ratio and its bound, the confidence-filtered signal.
+RULE_CASES = ("sign_sgd_dead_zone", "sign_sgd_soft_relative", "signum",
+              "sign_adam", "sign_adam_pp_hard")
+
+
+def reference_tests(backend, dtypes):
+    """Node ids of the NumPy-reference tests of one case per code path,
+    each with decoupled weight decay and clipping on (both paths in one
+    run), in `dtypes`; NovoGrad with every option; error feedback; the
+    sparsity and annealed beta_1 tests; on JAX, that eager steps compile
+    nothing after the first."""
+    ids = [f"tests/test_update_rules.py::test_matches_reference"
+           f"[{case}-{dtype}-decay_and_clip]"
+           for case in RULE_CASES for dtype in dtypes]
+    ids += ["tests/test_novograd.py::test_matches_reference"
+            f"[all-{dtype}-True]" for dtype in dtypes]
+    ids += ["tests/test_update_rules.py::test_error_feedback_matches_"
+            "reference[sign_adam_pp_soft_relative-float32-True]",
+            "tests/test_update_rules.py::test_sparsity_counts_zero_confidence"
+            "[sign_adam_pp_relative]",
+            "tests/test_update_rules.py::"
+            "test_annealed_beta_1_keeps_exact_bias_correction"]
+    if backend == "jax":
+        ids += ["tests/test_novograd.py::test_eager_jax_steps_compile_"
+                f"nothing_after_the_first[{case}]"
+                for case in ("NovoGrad", "SignAdamPP-statistics")]
+    return ids
+
+
+def arguments(backend):
+    groups = [
+        ["-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
+         *reference_tests(backend, BACKENDS[backend])],
+        [os.path.join(ROOT, "examples", "other_backends.py"), "--backend",
+         backend, "--epochs", "2"],
+        [os.path.join(SCRIPTS, "low_precision_steps.py"), *STATE_DTYPES],
+    ]
+    if backend == "jax":
+        groups += [[os.path.join(SCRIPTS, "against_optax.py")],
+                   [os.path.join(SCRIPTS, "jax_data_parallel.py")]]
+    return [a for group in groups for a in [*group, "--"]]
+
+
+@pytest.fixture(scope="module")
+def outputs():
+    """{backend: {script: what it printed}}; both children run at once."""
+    children = {backend: start_python(
+        [os.path.join(SCRIPTS, "run_examples.py"), *arguments(backend)],
+        backend=backend, cwd=ROOT,
+        # jax_data_parallel.py: two host devices, set before JAX starts.
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
+        for backend in BACKENDS}
+    sections = {}
+    for backend, child in children.items():
+        stdout, stderr = child.communicate(timeout=900)
+        assert child.returncode == 0, stdout[-3000:] + stderr[-4000:]
+        sections[backend] = dict(re.findall(
+            r"=== BEGIN (\S+) ===\n(.*?)=== END \1 ===", stdout, re.S))
+    return sections
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_update_rules_match_the_references(outputs, backend):
+    counts = outputs[backend]["pytest"].strip().splitlines()[-1]
+    ids = reference_tests(backend, BACKENDS[backend])
+    assert "skipped" not in counts and "deselected" not in counts, counts
+    assert re.match(rf"{len(ids)} passed\b", counts), counts
+
+
+def numbers_after(label, text):
+    return [float(v) for v in re.findall(label + r" ([0-9.e+-]+)", text)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_example_trains_every_optimizer(outputs, backend):
+    out = outputs[backend]["other_backends.py"]
+    assert f"Keras backend: {backend}" in out
+    for name in ("SignAdamPP", "SignAdam", "Signum", "SignSGD", "NovoGrad",
+                 "SignAdamPP \\+ AdaptiveConfidence"):
+        assert numbers_after(f"{name}: test accuracy", out)[0] > 0.8
+    # The sparsity ramp moved the threshold from its default 5e-4 (down
+    # first, then up).
+    line = re.search(r"threshold per epoch (.*)", out).group(1)
+    thresholds = [float(t) for t in line.split()]
+    assert len(thresholds) == 2
+    assert thresholds[0] < 5e-4 < thresholds[-1]
+
+
+def test_rounded_state_steps_alike_on_every_backend(outputs):
+    """SignAdamPP with bfloat16 and int8 state: the same parameters after
+    20 steps on JAX and PyTorch as on TensorFlow (this process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "low_precision_steps", os.path.join(SCRIPTS, "low_precision_steps.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for backend in BACKENDS:
+        lines = [line.split() for line in outputs[backend][
+            "low_precision_steps.py"].splitlines() if line.strip()]
+        assert [line[0] for line in lines] == list(STATE_DTYPES)
+        for dtype, *values in lines:
+            got = np.array(values, dtype=np.float64)
+            assert got.shape == (8,)
+            np.testing.assert_allclose(got, script.run(dtype), rtol=1e-5,
+                                       atol=1e-7, err_msg=f"{backend} {dtype}")
+
+
+@pytest.mark.parametrize("rule", ["sign_sgd", "signum", "novograd"])
+def test_same_parameters_as_optax(outputs, rule):
+    """SignSGD, Signum and NovoGrad against optax's, an independent
+    implementation, over 15 steps on JAX."""
+    report = json.loads(outputs["jax"]["against_optax.py"].strip()
+                        .splitlines()[-1])
+    # Both moved the parameters by far more than they differ.
+    assert report[rule]["moved"] > 0.05
+    assert report[rule]["difference"] <= 1e-5 * max(
+        1.0, report[rule]["moved"]), report[rule]
+
+
+def test_jax_data_parallel_matches_single_device(outputs):
+    rows = [json.loads(line) for line in outputs["jax"][
+        "jax_data_parallel.py"].splitlines() if line.startswith("{")]
+    assert {r["optimizer"] for r in rows} == {
+        "SignSGD", "Signum", "SignAdam", "SignAdamPP", "NovoGrad",
+        "SignAdamPP bfloat16 state", "SignAdamPP int8 state"}
+    for row in rows:
+        assert row["devices"] == 2
+        assert row["state_devices"] == 2, row  # state lives on both
+        np.testing.assert_allclose(row["losses_parallel"],
+                                   row["losses_single"], rtol=1e-5,
+                                   err_msg=row["optimizer"])
+        assert row["max_weight_difference"] < 1e-5, row
+        if row["optimizer"] == "SignAdamPP":
+            assert 0.0 < row["sparsity"] < 1.0
