@@ -1,9 +1,11 @@
-"""Prints the resident memory a process keeps per model it builds, fits
-once and discards (after `keras.backend.clear_session()`), in MiB.
+"""Prints, per optimizer, the resident memory this process keeps per model
+it builds with that optimizer, fits once and discards (after
+`keras.backend.clear_session()`), in MiB: one line `KIND MIB` each, the
+optimizers in turn.
 
-    python tests/scripts/memory_per_model.py {signadampp,adam} [MODELS]
+    python tests/scripts/memory_per_model.py adam,signadampp [MODELS]
 
-The first few models warm caches and are not counted."""
+The first few models of each optimizer warm caches and are not counted."""
 
 import gc
 import os
@@ -37,8 +39,10 @@ def main(kind, models):
         del model
         keras.backend.clear_session()
         gc.collect()
-    print((resident_mib() - start) / models)
+    return (resident_mib() - start) / models
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 16)
+    for kind in sys.argv[1].split(","):
+        print(kind, main(kind, int(sys.argv[2]) if len(sys.argv) > 2
+                         else 16), flush=True)
