@@ -32,16 +32,37 @@ def start_python():
     return helpers.start_python
 
 
+# The examples, the Markdown pages and the tutorials (all on TensorFlow)
+# run in one child process, one after another, each with a fresh Keras
+# session: each of these modules says what to run (`scripts(folder)`), and
+# their tests share what it printed.
+DOCUMENTATION_MODULES = ("tests/test_examples.py", "tests/test_docs.py",
+                         "tests/test_tutorials.py")
+
+
+@pytest.fixture(scope="session")
+def documentation(tmp_path_factory):
+    import importlib
+
+    folder = tmp_path_factory.mktemp("documentation")
+    groups = []
+    for path in DOCUMENTATION_MODULES:
+        module = importlib.import_module(path[:-3].replace("/", "."))
+        groups += module.scripts(folder)
+    sections = helpers.Sections(helpers.start_scripts(
+        groups, cwd=folder, env={"KERAS_SIGNADAM_TUTORIAL_STEPS": "2"}))
+    sections.folder = folder
+    return sections
+
+
 # Modules whose tests share a module-scoped fixture that runs child
 # processes (minutes of CPU). A test worker runs such a fixture once per
 # unbroken run of that module's tests, so each of these modules goes to
 # one worker as a whole; every other test is scheduled on its own.
 SHARED_FIXTURE_MODULES = {
-    "tests/test_examples.py",
     "tests/test_majority_vote.py",
     "tests/test_other_backends.py",
     "tests/test_quality_benchmark.py",
-    "tests/test_tutorials.py",
 }
 
 
@@ -53,6 +74,8 @@ def pytest_xdist_make_scheduler(config, log):
     class Scheduler(LoadScopeScheduling):
         def _split_scope(self, nodeid):
             module = nodeid.split("::", 1)[0]
+            if module in DOCUMENTATION_MODULES:
+                return "documentation"
             return module if module in SHARED_FIXTURE_MODULES else nodeid
 
     return Scheduler(config, log)

@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -140,3 +141,29 @@ def tampered(path, target, change):
         for name, data in files.items():
             archive.writestr(name, data)
     return target
+
+
+def start_scripts(groups, backend=None, env=None, cwd=None):
+    """A child Python running each group (a script and its arguments, or
+    `-m MODULE ...`) in turn with `tests/scripts/run_examples.py`."""
+    arguments = [os.path.join(ROOT, "tests", "scripts", "run_examples.py")]
+    for group in groups:
+        arguments += [*group, "--"]
+    return start_python(arguments, backend=backend, env=env, cwd=cwd)
+
+
+class Sections:
+    """What each script of a `start_scripts` child printed, by name (the
+    script's file name, or the module's). Asking for a script that failed
+    fails the asking test with the child's error output; the others'
+    tests still pass."""
+
+    def __init__(self, process, timeout=900):
+        stdout, self.stderr = process.communicate(timeout=timeout)
+        self.printed = dict(re.findall(
+            r"=== BEGIN (\S+) ===\n(.*?)=== END \1 ===", stdout, re.S))
+
+    def __getitem__(self, name):
+        assert name in self.printed, (
+            f"{name} did not run to the end:\n{self.stderr[-4000:]}")
+        return self.printed[name]

@@ -8,7 +8,6 @@ import os
 import re
 
 from tests.helpers import ROOT
-from tests.helpers import run_python
 
 PAGES = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "*.md")))
@@ -20,11 +19,16 @@ def python_blocks(path):
         return re.findall(r"^```python\n", f.read(), re.M)
 
 
-def test_every_python_block_runs_as_printed(tmp_path):
+def scripts(folder):
+    """Run in the child process the `documentation` fixture (conftest.py)
+    starts, in a folder of its own."""
+    return [[SCRIPT, *PAGES]]
+
+
+def test_every_python_block_runs_as_printed(documentation):
     total = sum(len(python_blocks(p)) for p in PAGES)
     assert total >= 8
-    result = run_python([SCRIPT, *PAGES], cwd=tmp_path)
-    assert f"ran {total} Python blocks" in result.stdout
+    assert f"ran {total} Python blocks" in documentation["run_markdown.py"]
 
 
 def test_the_readme_is_read_in_five_minutes():

@@ -7,10 +7,7 @@ import re
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers import run_python
 
-# The scripts on TensorFlow run in one child process, one after another
-# (each with a fresh Keras session); their tests share it.
 SCRIPTS = {
     "custom_training_loop.py": ["--epochs", "2"],
     "mixed_precision.py": ["--epochs", "2"],
@@ -20,21 +17,17 @@ SCRIPTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def outputs():
-    arguments = []
-    for name, args in SCRIPTS.items():
-        if name == "tpu_training.py":
-            arguments += ["--mock-tfds", "64"]
-        arguments += [os.path.join(ROOT, "examples", name), *args, "--"]
-    stdout = run_python([os.path.join(ROOT, "tests", "scripts",
-                                      "run_examples.py"), *arguments]).stdout
-    sections = {}
-    for name in SCRIPTS:
-        begin, end = f"=== BEGIN {name} ===", f"=== END {name} ==="
-        assert begin in stdout and end in stdout, name
-        sections[name] = stdout.split(begin, 1)[1].split(end, 1)[0]
-    return sections
+def scripts(folder):
+    """The scripts to run, in the child process the `documentation`
+    fixture (conftest.py) starts."""
+    return [(["--mock-tfds", "64"] if name == "tpu_training.py" else [])
+            + [os.path.join(ROOT, "examples", name), *args]
+            for name, args in SCRIPTS.items()]
+
+
+@pytest.fixture
+def outputs(documentation):
+    return documentation
 
 
 def numbers_after(label, text):

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import ROOT
-from tests.helpers import start_python
+from tests.helpers import Sections
+from tests.helpers import start_scripts
 
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 BACKENDS = {"jax": ["float32", "bfloat16"], "torch": ["float32", "bfloat16"]}
@@ -43,7 +44,7 @@ def reference_tests(backend, dtypes):
     return ids
 
 
-def arguments(backend):
+def scripts(backend):
     groups = [
         ["-m", "pytest", "-p", "no:randomly", "-p", "no:cacheprovider",
          *reference_tests(backend, BACKENDS[backend])],
@@ -55,25 +56,18 @@ def arguments(backend):
         groups += [[os.path.join(SCRIPTS, "eager_compiles.py")],
                    [os.path.join(SCRIPTS, "against_optax.py")],
                    [os.path.join(SCRIPTS, "jax_data_parallel.py")]]
-    return [a for group in groups for a in [*group, "--"]]
+    return groups
 
 
 @pytest.fixture(scope="module")
 def outputs():
-    """{backend: {script: what it printed}}; both children run at once."""
-    children = {backend: start_python(
-        [os.path.join(SCRIPTS, "run_examples.py"), *arguments(backend)],
-        backend=backend, cwd=ROOT,
+    """{backend: what each script printed}; both children run at once."""
+    children = {backend: start_scripts(
+        scripts(backend), backend=backend, cwd=ROOT,
         # jax_data_parallel.py: two host devices, set before JAX starts.
         env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
         for backend in BACKENDS}
-    sections = {}
-    for backend, child in children.items():
-        stdout, stderr = child.communicate(timeout=900)
-        assert child.returncode == 0, stdout[-3000:] + stderr[-4000:]
-        sections[backend] = dict(re.findall(
-            r"=== BEGIN (\S+) ===\n(.*?)=== END \1 ===", stdout, re.S))
-    return sections
+    return {backend: Sections(child) for backend, child in children.items()}
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -29,19 +29,19 @@ def test_every_tutorial_is_there():
 RUN_HERE = NOTEBOOKS[1:]
 
 
-@pytest.fixture(scope="module")
-def ran(tmp_path_factory):
-    """One process for all of them (each notebook in its own namespace):
-    the quick tour executed with its outputs stored, then the others."""
-    from tests.helpers import run_python
+def scripts(folder):
+    """Run in the child process the `documentation` fixture (conftest.py)
+    starts: the quick tour executed with its outputs stored, then the
+    others, each notebook in its own namespace."""
+    return [[os.path.join(ROOT, "tests", "scripts", "run_notebook.py"),
+             "--store", NOTEBOOKS[0], str(folder / "tour.ipynb"),
+             *RUN_HERE]]
 
-    tour = tmp_path_factory.mktemp("tour") / "tour.ipynb"
-    result = run_python(
-        [os.path.join(ROOT, "tests", "scripts", "run_notebook.py"),
-         "--store", NOTEBOOKS[0], str(tour), *RUN_HERE],
-        env={"KERAS_SIGNADAM_TUTORIAL_STEPS": "2"},
-    )
-    return result.stdout, tour
+
+@pytest.fixture
+def ran(documentation):
+    return (documentation["run_notebook.py"],
+            documentation.folder / "tour.ipynb")
 
 
 def test_notebooks_run(ran):

@@ -8,7 +8,8 @@ runs a module as `python -m` does.
     python tests/scripts/run_examples.py [--mock-tfds N] SCRIPT.py \
         [ARGS...] -- [--mock-tfds N] SCRIPT.py [ARGS...] -- -m MODULE ...
 
-Exits non-zero naming the first script that fails.
+A script that fails is named on stderr and its end marker is not
+printed; the others still run, and the exit status is then 1.
 """
 
 import contextlib
@@ -34,6 +35,7 @@ def groups(arguments):
 def main(arguments):
     import keras
 
+    failed = False
     for group in groups(arguments):
         mock = contextlib.nullcontext()
         if group[0] == "--mock-tfds":
@@ -61,16 +63,18 @@ def main(arguments):
         except SystemExit as exit_:
             if exit_.code not in (None, 0):
                 print(f"FAILED: {name} exited with {exit_.code}",
-                      file=sys.stderr)
-                return 1
+                      file=sys.stderr, flush=True)
+                failed = True
+                continue
         except Exception:
             traceback.print_exc()
-            print(f"FAILED: {name}", file=sys.stderr)
-            return 1
+            print(f"FAILED: {name}", file=sys.stderr, flush=True)
+            failed = True
+            continue
         finally:
             sys.path[:] = path
         print(END.format(name), flush=True)
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
