@@ -1,17 +1,19 @@
 """Child process for the interruption tests.
 
-    interrupted_training.py MODE OPTIMIZERS WORKDIR [--pause-at EPOCH:BATCH]
+    interrupted_training.py WORKDIR RUN [RUN ...] [--pause-at EPOCH:BATCH]
 
-MODE `fit` trains with `model.fit` and `keras.callbacks.BackupAndRestore`
-(a backup every epoch), one optimizer; MODE `loop` trains custom loops
-with a `tf.train.CheckpointManager` each (a checkpoint every 5 steps), for
-the comma-separated OPTIMIZERS in lockstep: one model per optimizer, step
-by step, so one kill interrupts all of them mid-epoch. Either way the run
-resumes from WORKDIR's backups if there are any. With --pause-at the
-process prints PAUSED and sleeps at that point (epoch and batch, 0-based;
-for `loop`, the global step), so the parent can kill it mid-epoch at a
-moment far from any save. At the end the weights and every optimizer
-variable are written to WORKDIR/final.npz, keyed by optimizer.
+Each RUN is MODE=OPTIMIZERS, run in turn. MODE `fit` trains with
+`model.fit` and `keras.callbacks.BackupAndRestore` (a backup every epoch),
+one optimizer; MODE `loop` trains custom loops with a
+`tf.train.CheckpointManager` each (a checkpoint every 5 steps), for the
+comma-separated OPTIMIZERS in lockstep: one model per optimizer, step by
+step, so one kill interrupts all of them mid-epoch. Either way a run
+resumes from its backups in WORKDIR/MODE if there are any. With
+--pause-at (one RUN) the process prints PAUSED and sleeps at that point
+(epoch and batch, 0-based; for `loop`, the global step), so the parent can
+kill it mid-epoch at a moment far from any save. At the end of each run
+the weights and every optimizer variable are written to
+WORKDIR/MODE/final.npz, keyed by optimizer.
 """
 
 import argparse
@@ -130,29 +132,35 @@ def run_loop(models_by_name, x, y, workdir, pause_at):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["fit", "loop"])
-    parser.add_argument("optimizers")
     parser.add_argument("workdir")
+    parser.add_argument("runs", nargs="+", metavar="MODE=OPTIMIZERS")
     parser.add_argument("--pause-at", default=None)
     args = parser.parse_args()
     pause_at = (tuple(int(v) for v in args.pause_at.split(":"))
                 if args.pause_at else None)
+    if pause_at and len(args.runs) != 1:
+        parser.error("--pause-at: one run only")
     (x, y), _ = datasets.load_digits()
     x, y = x[:640], y[:640]
-    names = args.optimizers.split(",")
-    unknown = set(names) - set(OPTIMIZERS)
-    if unknown or (args.mode == "fit" and len(names) != 1):
-        parser.error(f"optimizers: {args.optimizers!r}")
-    models_by_name = {name: build(name) for name in names}
-    run = run_fit if args.mode == "fit" else run_loop
-    run(models_by_name, x, y, args.workdir, pause_at)
-    arrays = {}
-    for name, model in models_by_name.items():
-        arrays.update({f"{name}/weight_{i}": w
-                       for i, w in enumerate(model.get_weights())})
-        arrays.update({f"{name}/optimizer_{i}": v.numpy()
-                       for i, v in enumerate(model.optimizer.variables)})
-    np.savez(os.path.join(args.workdir, "final.npz"), **arrays)
+    for run in args.runs:
+        mode, _, optimizers = run.partition("=")
+        names = optimizers.split(",")
+        unknown = set(names) - set(OPTIMIZERS)
+        if (mode not in ("fit", "loop") or unknown
+                or (mode == "fit" and len(names) != 1)):
+            parser.error(f"runs: {run!r}")
+        workdir = os.path.join(args.workdir, mode)
+        os.makedirs(workdir, exist_ok=True)
+        models_by_name = {name: build(name) for name in names}
+        train = run_fit if mode == "fit" else run_loop
+        train(models_by_name, x, y, workdir, pause_at)
+        arrays = {}
+        for name, model in models_by_name.items():
+            arrays.update({f"{name}/weight_{i}": w
+                           for i, w in enumerate(model.get_weights())})
+            arrays.update({f"{name}/optimizer_{i}": v.numpy()
+                           for i, v in enumerate(model.optimizer.variables)})
+        np.savez(os.path.join(workdir, "final.npz"), **arrays)
     print("DONE", flush=True)
     return 0
 
