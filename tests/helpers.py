@@ -159,11 +159,16 @@ class Sections:
     tests still pass."""
 
     def __init__(self, process, timeout=900):
-        stdout, self.stderr = process.communicate(timeout=timeout)
+        self.stdout, self.stderr = process.communicate(timeout=timeout)
         self.printed = dict(re.findall(
-            r"=== BEGIN (\S+) ===\n(.*?)=== END \1 ===", stdout, re.S))
+            r"=== BEGIN (\S+) ===\n(.*?)=== END \1 ===", self.stdout,
+            re.S))
 
     def __getitem__(self, name):
-        assert name in self.printed, (
-            f"{name} did not run to the end:\n{self.stderr[-4000:]}")
+        if name not in self.printed:
+            begun = self.stdout.partition(f"=== BEGIN {name} ===\n")[2]
+            raise AssertionError(
+                f"{name} did not run to the end; it printed:\n"
+                f"{begun.split('=== BEGIN ')[0][-3000:]}\n"
+                f"error output:\n{self.stderr[-4000:]}")
         return self.printed[name]

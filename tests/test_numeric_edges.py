@@ -223,6 +223,9 @@ def test_norms_agree_eagerly_and_traced(scale):
 
 
 def test_concrete_conditions_run_only_the_chosen_branch():
+    """Eagerly only the chosen branch runs (on JAX Python picks it; that
+    nothing is compiled there is checked in the JAX process,
+    test_other_backends.py); traced, both are built."""
     import tensorflow as tf
 
     from keras_signadam.optimizers import tracing

@@ -4,8 +4,10 @@ graph when it is.
 Run eagerly on JAX, `keras.ops.cond` compiles both branches on every call:
 its branches are new closures each step, so JAX's cache never hits (on 4
 variables, NovoGrad's eager step took 400 ms, nearly all of it compiling
-the norm's fallback branch). A concrete predicate needs no compiled
-conditional: Python picks the branch.
+the norm's fallback branch). There a concrete predicate needs no compiled
+conditional: Python picks the branch. Eager TensorFlow and PyTorch already
+run only the chosen branch (and PyTorch's own `cond` also handles its
+shape-only "meta" tensors).
 """
 
 import keras
@@ -28,9 +30,8 @@ def symbolic(value):
 
 
 def cond(pred, true_fn, false_fn):
-    """`keras.ops.cond`, or the branch `pred` selects when `pred` is
-    concrete."""
-    if symbolic(pred):
+    """`keras.ops.cond`, or on JAX the branch `pred` selects when `pred`
+    is concrete."""
+    if keras.backend.backend() != "jax" or symbolic(pred):
         return keras.ops.cond(pred, true_fn, false_fn)
-    return true_fn() if bool(np.asarray(
-        keras.ops.convert_to_numpy(pred))) else false_fn()
+    return true_fn() if bool(np.asarray(pred)) else false_fn()
