@@ -163,8 +163,8 @@ class NovoGrad(base.Optimizer):
         index = self.variable_index(variable)
         v = self._layer_velocities[index]
         beta_1, first_step = self.per_update(
-            "step_scalars", dtype, lambda: (ops.cast(self.beta_1, dtype),
-                                      ops.equal(self._steps, 0)))
+            "step_scalars", dtype,
+            lambda: (ops.cast(self.beta_1, dtype), ops.equal(self._steps, 0)))
 
         squared_norm = ops.minimum(
             ops.cast(ops.square(reductions.l2_norm(g)), "float32"),
