@@ -89,7 +89,10 @@ def check_epsilon(name, value):
 def check_beta(name, value):
     """A decay rate must lie in [0, 1): at 1 the average never moves."""
     value = check_finite_number(name, value)
-    if not 0.0 <= float(np.float32(value)) < 1.0:
+    # The sign is checked before rounding: a tiny negative value rounds
+    # to -0.0 in float32, but its double-precision log (the bias
+    # corrections) is undefined.
+    if not (value >= 0.0 and float(np.float32(value)) < 1.0):
         raise ValueError(
             f"Argument `{name}` must be in the range [0, 1). "
             f"Received: {name}={value!r}" + _rounding_note(value)
