@@ -76,6 +76,30 @@ def test_execute_stores_outputs(ran):
                for o in c.get("outputs", []))
 
 
+def test_functions_defined_in_cells_are_converted_by_autograph(tmp_path):
+    """A cell's function reaches AutoGraph with its own source (as under
+    Jupyter): a Python `if` on a tensor becomes a graph conditional
+    instead of failing, or of converting other lines at the same line
+    numbers."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "execute", os.path.join(ROOT, "tutorials", "execute.py"))
+    execute = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(execute)
+    cells = ["import tensorflow as tf",
+             "@tf.function\ndef sign(x):\n    if x > 0:\n        return 1.0\n"
+             "    return -1.0\n\nprint(float(sign(tf.constant(-3.0))))"]
+    notebook = {"cells": [{"cell_type": "code", "source": c, "outputs": []}
+                          for c in cells]}
+    path = tmp_path / "cells.ipynb"
+    path.write_text(json.dumps(notebook))
+    assert execute.execute(str(path)) == 0
+    stored = json.loads(path.read_text())["cells"][1]["outputs"]
+    assert "".join(stored[0]["text"]).strip() == "-1.0"
+
+
 def test_install_instructions_work_from_this_repository():
     """keras-signadam is not published on a package index: every pip
     command in the README and the notebooks installs a path or a wheel."""

@@ -11,6 +11,7 @@ import base64
 import contextlib
 import io
 import json
+import linecache
 import os
 import sys
 import traceback
@@ -40,6 +41,17 @@ def _figures():
     return outputs
 
 
+def compiled(source, filename):
+    """A cell's code, with its source registered under `filename` as
+    Jupyter does: `inspect` finds the source of the functions it defines
+    there (tracebacks show the cell's lines, and TensorFlow's AutoGraph
+    converts the cell's function, not the lines of whatever script runs
+    the notebook at the same line numbers)."""
+    linecache.cache[filename] = (len(source), None,
+                                 source.splitlines(keepends=True), filename)
+    return compile(source, filename, "exec")
+
+
 def execute(path, out=None):
     with open(path, encoding="utf-8") as f:
         notebook = json.load(f)
@@ -52,8 +64,8 @@ def execute(path, out=None):
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             try:
-                exec(compile("".join(cell["source"]), f"{path}:cell{count}",
-                             "exec"), namespace)
+                exec(compiled("".join(cell["source"]),
+                              f"{path}:cell{count}"), namespace)
             except Exception:
                 traceback.print_exc()
                 sys.stderr.write(f"FAILED: code cell {count} of {path}\n")

@@ -22,6 +22,9 @@ def blocks(path):
 
 def main(paths):
     import keras
+    from run_notebook import executor
+
+    compiled = executor().compiled
 
     ran = 0
     for path in paths:
@@ -29,8 +32,7 @@ def main(paths):
         keras.backend.clear_session()
         for index, source in enumerate(blocks(path), start=1):
             try:
-                exec(compile(source, f"{path}:block{index}", "exec"),
-                     namespace)
+                exec(compiled(source, f"{path}:block{index}"), namespace)
             except Exception:
                 traceback.print_exc()
                 print(f"FAILED: Python block {index} of {path}",

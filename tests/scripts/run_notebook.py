@@ -15,7 +15,18 @@ import sys
 import traceback
 
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("KERAS_SIGNADAM_TUTORIAL_STEPS", "2")
+
+
+def executor():
+    """`tutorials/execute.py`, loaded as a module."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "tutorials", "execute.py")
+    spec = importlib.util.spec_from_file_location("execute", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main(path):
@@ -27,12 +38,12 @@ def main(path):
         cells = [c for c in json.load(f)["cells"]
                  if c["cell_type"] == "code"]
     namespace = {"__name__": "__main__"}
+    compiled = executor().compiled
     with tfds.testing.mock_data(num_examples=64):
         for index, cell in enumerate(cells, start=1):
             source = "".join(cell["source"])
             try:
-                exec(compile(source, f"{path}:cell{index}", "exec"),
-                     namespace)
+                exec(compiled(source, f"{path}:cell{index}"), namespace)
             except Exception:
                 traceback.print_exc()
                 print(f"FAILED: code cell {index} of {path}",
@@ -43,20 +54,14 @@ def main(path):
 
 
 def store(path, out):
-    import importlib.util
-
     import keras
 
-    executor = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__)))), "tutorials", "execute.py")
-    spec = importlib.util.spec_from_file_location("execute", executor)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     keras.backend.clear_session()
-    return module.execute(path, out)
+    return executor().execute(path, out)
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("KERAS_SIGNADAM_TUTORIAL_STEPS", "2")
     notebooks = sys.argv[1:]
     if notebooks[:1] == ["--store"]:
         if store(*notebooks[1:3]):
