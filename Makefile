@@ -50,6 +50,8 @@ $(FLOOR): $(TEST_STAMP)
 benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.update_step --rounds 30 \
 	    --output benchmarks/RESULTS.md
+	$(VENV)/bin/python -m benchmarks.first_fit \
+	    --output benchmarks/results/first_fit.md
 	$(VENV)/bin/python -m benchmarks.learning_rate_sweep \
 	    --output benchmarks/results/learning_rate_sweep.md
 	$(VENV)/bin/python -m benchmarks.generalization \

@@ -14,6 +14,7 @@ from tests.helpers import ROOT
 # Committed result file -> the benchmark module that writes it.
 RESULTS = {
     "benchmarks/RESULTS.md": "benchmarks.update_step",
+    "benchmarks/results/first_fit.md": "benchmarks.first_fit",
     "benchmarks/results/learning_rate_sweep.md":
         "benchmarks.learning_rate_sweep",
     "benchmarks/results/generalization.md": "benchmarks.generalization",

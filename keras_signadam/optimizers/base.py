@@ -282,6 +282,23 @@ class Optimizer(compat.KerasHooks):
         self._counters = statistics.Counters(self, var_list)
         self.feedback.build(self, var_list)
 
+    def apply(self, grads, trainable_variables=None):
+        if (not self.built and trainable_variables is not None
+                and len(grads) and keras.backend.backend() == "tensorflow"):
+            from keras_signadam.backend.tensorflow import optimizer
+
+            # Keras builds the optimizer in its first call, which `fit`
+            # traces; built there, every state variable would get a
+            # conditional initializer and TensorFlow would trace the whole
+            # train step a second time. Built eagerly instead, as Keras
+            # does under a distribution strategy.
+            trainable_variables = list(trainable_variables)
+            with optimizer.outside_traces():
+                with keras.name_scope(self.name, caller=self):
+                    self.build(trainable_variables)
+                self.built = True
+        return super().apply(grads, trainable_variables)
+
     def load_own_variables(self, store):
         """Refuses a file whose state is stored otherwise than this
         optimizer stores it (int8 codes read as moments, or the reverse),

@@ -16,6 +16,7 @@ that change (learning rate, threshold, beta_1) are arguments or variables,
 never part of the structure.
 """
 
+import contextlib
 import json
 import threading
 
@@ -130,6 +131,16 @@ class CompiledUpdates:
                                  autograph=False)
             self.functions[key] = update
         return update
+
+
+def outside_traces():
+    """Where an optimizer first called inside a traced function creates its
+    variables: eagerly (`tf.init_scope`), unless a distribution strategy
+    is in scope (its replicas' copies are made in the strategy's own
+    context, and Keras builds there before tracing anyway)."""
+    if tf.executing_eagerly() or tf.distribute.has_strategy():
+        return contextlib.nullcontext()
+    return tf.init_scope()
 
 
 def distributed_update(optimizer, updates, distribution, grads_and_vars,
