@@ -178,7 +178,8 @@ def main(argv=None):
     raw = os.path.join(args.output_dir, "quality_runs.jsonl")
     start = time.time()
     records = []
-    with open(raw + ".partial", "w", encoding="utf-8") as out:
+    with open(raw + ".partial", "w", encoding="utf-8") as out, \
+            runs.Workers(args.workers) as workers:
         def keep(record):
             records.append(record)
             out.write(json.dumps(record) + "\n")
@@ -197,7 +198,7 @@ def main(argv=None):
             for record in reused:
                 keep(record)
             if specs:
-                runs.run_all(specs, args.workers, keep)
+                workers.run_all(specs, keep)
 
         run_all(sweep_specs(args), "sweep")
         run_all(study_specs(args, summary.sweep_cells(records)),

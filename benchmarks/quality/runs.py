@@ -149,11 +149,29 @@ def _controller_end(history, epochs):
         end_target=round(float(history["target"][last[-1]]), 5))
 
 
-def run_all(specs, workers, on_record):
-    """Runs every spec, calling `on_record(record)` as each finishes (in
-    completion order)."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_init_worker,
-                      maxtasksperchild=RUNS_PER_WORKER) as pool:
-        for record in pool.imap_unordered(run, specs):
+class Workers:
+    """The worker processes, started at the first run and kept for every
+    phase of a benchmark (each started process imports TensorFlow again:
+    seconds of CPU)."""
+
+    def __init__(self, workers):
+        self.workers = workers
+        self.pool = None
+
+    def run_all(self, specs, on_record):
+        """Runs every spec, calling `on_record(record)` as each finishes
+        (in completion order)."""
+        if self.pool is None:
+            context = multiprocessing.get_context("spawn")
+            self.pool = context.Pool(self.workers, initializer=_init_worker,
+                                     maxtasksperchild=RUNS_PER_WORKER)
+        for record in self.pool.imap_unordered(run, specs):
             on_record(record)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
