@@ -298,8 +298,10 @@ def _plot_study(records, args, path):
         axes[2][column].set_xlabel("epoch")
         for ax in axes[:, column]:
             ax.xaxis.get_major_locator().set_params(integer=True)
-    axes[0][0].legend(fontsize=7)
-    axes[2][0].legend(fontsize=7)
+    for ax in (axes[0][0], axes[2][0]):
+        # A run of Adam alone draws no threshold: no legend to show.
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
