@@ -288,10 +288,11 @@ class Optimizer(compat.KerasHooks):
             from keras_signadam.backend.tensorflow import optimizer
 
             # Keras builds the optimizer in its first call, which `fit`
-            # traces; built there, every state variable would get a
-            # conditional initializer and TensorFlow would trace the whole
-            # train step a second time. Built eagerly instead, as Keras
-            # does under a distribution strategy.
+            # traces when there is no distribution strategy. Built there,
+            # each state variable gets a conditional initializer that
+            # TensorFlow then lifts out of the graph again: a quarter to a
+            # third of a small model's first epoch (benchmarks/first_fit.py).
+            # Built eagerly instead, as Keras does under a strategy.
             trainable_variables = list(trainable_variables)
             with optimizer.outside_traces():
                 with keras.name_scope(self.name, caller=self):
