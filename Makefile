@@ -1,6 +1,6 @@
 # `make run`: the optimizer comparison on the bundled digits (no download).
-# `make test`: the linter, the test suite, then the core tests at the
-# oldest Keras. Both create the virtual environment .venv and install what
+# `make test`: the linter, then the test suite and, beside it, the core
+# tests at the oldest Keras. Both create the virtual environment .venv and install what
 # they need: `run` the `compare` extra only, `test` the test extra on top.
 # `make docs`: the documentation site (the `docs` extra), warnings as
 # errors.
@@ -13,6 +13,7 @@ TEST_STAMP := $(VENV)/.test-$(SETUP)
 DOCS_STAMP := $(VENV)/.docs-$(SETUP)
 FLOOR_KERAS := $(shell sed -n 's/^MINIMUM_KERAS = "\(.*\)"/\1/p' keras_signadam/compat.py)
 FLOOR := .floor/keras-$(FLOOR_KERAS)
+FLOOR_WORKERS ?= 2
 
 .PHONY: run test lint test-suite test-floor docs benchmarks \
 	benchmarks-gpu tutorial-outputs wheel
@@ -20,7 +21,12 @@ FLOOR := .floor/keras-$(FLOOR_KERAS)
 run: $(RUN_STAMP)
 	$(VENV)/bin/keras-signadam compare
 
-test: lint test-suite test-floor
+# The suite and the floor tests run side by side (each one's output
+# printed when it ends): the floor's single process fills the cores the
+# suite leaves idle while it waits on its slowest child processes.
+test: lint $(FLOOR)
+	@$(MAKE) --no-print-directory -j2 --output-sync=target \
+	    FLOOR_WORKERS=0 test-suite test-floor
 
 lint: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
@@ -35,7 +41,8 @@ test-suite: $(TEST_STAMP)
 # path) with the oldest Keras that setup.py allows, over the same
 # TensorFlow.
 test-floor: $(TEST_STAMP) $(FLOOR)
-	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -n 2 -p no:randomly \
+	PYTHONPATH=$(FLOOR) $(VENV)/bin/python -m pytest -n $(FLOOR_WORKERS) \
+	    -p no:randomly \
 	    tests/test_floor.py tests/test_update_rules.py tests/test_saving.py \
 	    tests/test_xla.py tests/test_low_precision_state.py \
 	    -k "float32 or saving or xla or floor or rounded_state or resume"
