@@ -207,7 +207,9 @@ def test_memory_kept_per_model_stays_near_keras_adam(start_python):
     # keeps for every model, ours a little larger than Adam's.
     script = os.path.join(os.path.dirname(__file__), "scripts",
                           "memory_per_model.py")
-    child = start_python([script, "adam,signadampp", "8"])
+    # Five models per optimizer: 3.2 and 3.5 MiB per model, as with eight
+    # (2.9 and 3.5), far from the 14 MiB this guards against.
+    child = start_python([script, "adam,signadampp", "5"])
     out, err = child.communicate(timeout=600)
     assert child.returncode == 0, err[-3000:]
     kept = {kind: float(value) for kind, value in
