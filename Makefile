@@ -1,7 +1,8 @@
 # `make run`: the optimizer comparison on the bundled digits (no download).
 # `make test`: the linter, then the test suite and, beside it, the core
-# tests at the oldest Keras. Both create the virtual environment .venv and install what
-# they need: `run` the `compare` extra only, `test` the test extra on top.
+# tests at the oldest Keras. Both create the virtual environment .venv and
+# install what they need: `run` the `compare` extra only, `test` the test
+# extra on top.
 # `make docs`: the documentation site (the `docs` extra), warnings as
 # errors.
 
