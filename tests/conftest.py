@@ -2,14 +2,17 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
 
-from tests import helpers  # noqa: E402
+# Keras (and with it TensorFlow) is imported by the fixtures, not here:
+# under pytest-xdist the controlling process runs no test, and importing
+# TensorFlow there costs seconds of CPU for nothing.
 
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
+    import keras
+
     # Without Keras's full garbage collection: over a heap that holds
     # TensorFlow and a few models it takes about 0.25 s, at every one of
     # some 600 tests, and Python's own collector still frees cycles as
@@ -23,12 +26,16 @@ def _fresh_keras_state():
 def run_python():
     """Runs a child Python (`helpers.run_python`): every test that needs a
     fresh process goes through it."""
+    from tests import helpers
+
     return helpers.run_python
 
 
 @pytest.fixture
 def start_python():
     """Starts a child Python without waiting (`helpers.start_python`)."""
+    from tests import helpers
+
     return helpers.start_python
 
 
@@ -43,6 +50,8 @@ DOCUMENTATION_MODULES = ("tests/test_examples.py", "tests/test_docs.py",
 @pytest.fixture(scope="session")
 def documentation(tmp_path_factory):
     import importlib
+
+    from tests import helpers
 
     folder = tmp_path_factory.mktemp("documentation")
     groups = []
