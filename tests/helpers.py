@@ -121,6 +121,18 @@ def run_python(args, backend=None, env=None, cwd=None, timeout=600,
     return result
 
 
+def module_at(path):
+    """The Python file at `path` (a script, not in a package), loaded as a
+    module named after the file."""
+    import importlib.util
+
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def digits_like(n=64, seed=0):
     """`n` random 8x8x1 images with labels 0..9 in turn: a digits-shaped
     batch for tests that need training to run, not to learn."""

@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers import ROOT
 from tests.helpers import Sections
+from tests.helpers import module_at
 from tests.helpers import start_scripts
 
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
@@ -100,12 +101,7 @@ def test_example_trains_every_optimizer(outputs, backend):
 def test_rounded_state_steps_alike_on_every_backend(outputs):
     """SignAdamPP with bfloat16 and int8 state: the same parameters after
     20 steps on JAX and PyTorch as on TensorFlow (this process)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "low_precision_steps", os.path.join(SCRIPTS, "low_precision_steps.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = module_at(os.path.join(SCRIPTS, "low_precision_steps.py"))
     for backend in BACKENDS:
         lines = [line.split() for line in outputs[backend][
             "low_precision_steps.py"].splitlines() if line.strip()]

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from tests.helpers import ROOT
+from tests.helpers import module_at
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(ROOT, "tutorials", "*.ipynb")))
 
@@ -81,13 +82,9 @@ def test_functions_defined_in_cells_are_converted_by_autograph(tmp_path):
     Jupyter): a Python `if` on a tensor becomes a graph conditional
     instead of failing, or of converting other lines at the same line
     numbers."""
-    import importlib.util
     import json
 
-    spec = importlib.util.spec_from_file_location(
-        "execute", os.path.join(ROOT, "tutorials", "execute.py"))
-    execute = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(execute)
+    execute = module_at(os.path.join(ROOT, "tutorials", "execute.py"))
     cells = ["import tensorflow as tf",
              "@tf.function\ndef sign(x):\n    if x > 0:\n        return 1.0\n"
              "    return -1.0\n\nprint(float(sign(tf.constant(-3.0))))"]

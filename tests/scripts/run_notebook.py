@@ -9,6 +9,7 @@ outputs to OUT), in the same process.
         NOTEBOOK.ipynb [NOTEBOOK.ipynb ...]
 """
 
+import functools
 import json
 import os
 import sys
@@ -17,8 +18,9 @@ import traceback
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@functools.cache
 def executor():
-    """`tutorials/execute.py`, loaded as a module."""
+    """`tutorials/execute.py`, loaded as a module (once per process)."""
     import importlib.util
 
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
