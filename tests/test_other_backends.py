@@ -63,11 +63,16 @@ def scripts(backend):
 @pytest.fixture(scope="module")
 def outputs():
     """{backend: what each script printed}; both children run at once."""
-    children = {backend: start_scripts(
-        scripts(backend), backend=backend, cwd=ROOT,
-        # jax_data_parallel.py: two host devices, set before JAX starts.
-        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"})
-        for backend in BACKENDS}
+    env = {
+        # jax_data_parallel.py: two host devices, set before JAX starts
+        # (added to the flags `make test` sets).
+        "jax": {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")
+                + " --xla_force_host_platform_device_count=2"},
+        "torch": {},
+    }
+    children = {backend: start_scripts(scripts(backend), backend=backend,
+                                       cwd=ROOT, env=env[backend])
+                for backend in BACKENDS}
     return {backend: Sections(child) for backend, child in children.items()}
 
 
