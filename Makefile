@@ -35,12 +35,13 @@ lint: $(TEST_STAMP)
 docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict
 
-# The suite compiles with XLA's quick settings (LLVM at -O0, the classic
-# CPU emitters): compiling the optimizers' updates for each test's new
-# shapes was close to half of its CPU time, and the code compiled is the
-# same. The floor tests keep XLA's defaults. An XLA that no longer knows
-# one of these flags stops every process with "Unknown flag in XLA_FLAGS";
-# then drop that flag here.
+# The suite compiles with XLA's quick settings: LLVM at -O0, and the
+# older CPU emitters instead of the MLIR fusion emitters. Compiling the
+# optimizers' updates for each test's new shapes took close to half of the
+# CPU time of the tests that run in the pytest workers; XLA still compiles
+# the same programs, only into less optimized machine code. The floor tests keep XLA's defaults. Should an
+# XLA no longer know one of these flags, every process stops with "Unknown
+# flag in XLA_FLAGS": then drop that flag here.
 QUICK_XLA := --xla_backend_optimization_level=0 \
 	--xla_cpu_use_fusion_emitters=false
 
