@@ -39,9 +39,10 @@ docs: $(DOCS_STAMP)
 # older CPU emitters instead of the MLIR fusion emitters. Compiling the
 # optimizers' updates for each test's new shapes took close to half of the
 # CPU time of the tests that run in the pytest workers; XLA still compiles
-# the same programs, only into less optimized machine code. The floor tests keep XLA's defaults. Should an
-# XLA no longer know one of these flags, every process stops with "Unknown
-# flag in XLA_FLAGS": then drop that flag here.
+# the same programs, only into less optimized machine code. The floor
+# tests keep XLA's defaults. Should an XLA no longer know one of these
+# flags, every process stops with "Unknown flag in XLA_FLAGS": then drop
+# that flag here.
 QUICK_XLA := --xla_backend_optimization_level=0 \
 	--xla_cpu_use_fusion_emitters=false
 
