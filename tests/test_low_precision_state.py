@@ -147,6 +147,33 @@ def test_int8_codes_are_unbiased_and_stay_on_neighbours(square_root):
             back, (codes / 127.0) ** (2 if square_root else 1))
 
 
+def lowbias32(x):
+    """C. Wellons' lowbias32 on uint32."""
+    x = np.asarray(x, np.uint32)
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+@pytest.mark.parametrize("shape", [(), (7,), (3, 5), (2, 3, 4, 5)])
+def test_random_bits_hash_step_stream_and_flat_index(shape):
+    # In uint64, reduced modulo 2**32: the int32 arithmetic that wraps.
+    golden, stream_mix, wrap = 0x9E3779B9, 0x3C6EF372, np.uint64(2**32)
+    size = int(np.prod(shape))
+    for step, stream in ((0, 0), (17, 3), (2**33 + 5, 11)):
+        seed = lowbias32([(step * golden + ((stream * stream_mix)
+                                            & 0x7FFFFFFF)) % 2**32])[0]
+        mixed = (np.arange(size, dtype=np.uint64) * np.uint64(golden)
+                 + np.uint64(seed)) % wrap
+        expected = lowbias32(mixed).reshape(shape)
+        bits = to_numpy(low_precision.random_bits(shape, np.int64(step),
+                                                  stream))
+        assert bits.dtype == np.int32 and bits.shape == shape
+        np.testing.assert_array_equal(bits.view(np.uint32), expected)
+
+
 def test_random_bits_differ_by_step_variable_and_element():
     a = to_numpy(low_precision.random_bits((4096,), np.int64(1), 0))
     b = to_numpy(low_precision.random_bits((4096,), np.int64(2), 0))

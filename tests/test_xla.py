@@ -167,3 +167,31 @@ def test_per_update_values_are_kept_per_scope_and_thread():
         assert other_thread[0] != kept
     assert get() != kept
     assert get() != get()
+
+
+@pytest.mark.parametrize("state_dtype", ["bfloat16", "int8"])
+def test_compiled_update_holds_no_constant_of_a_parameter_size(state_dtype):
+    """The random bits of stochastic rounding hash each element's index:
+    the compiled update must build the indices, not read them from a
+    constant of 4 bytes per parameter."""
+    import re
+
+    import keras
+    import tensorflow as tf
+
+    shapes = [(3, 3, 8, 16), (40, 24), (24,)]
+    variables = [keras.Variable(np.ones(s, np.float32)) for s in shapes]
+    gradients = [tf.fill(s, 1e-2) for s in shapes]
+    optimizer = ks.SignAdamPP(state_dtype=state_dtype)
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=True)
+    def step():
+        optimizer.apply(gradients, variables)
+
+    program = step.experimental_get_compiler_ir()(stage="optimized_hlo")
+    sizes = [int(np.prod([int(d) for d in dims.split(",") if d]))
+             for dims in re.findall(r"= \w+\[([\d,]*)\]\S* constant\(",
+                                    program)]
+    assert sizes, "no constants found: the pattern no longer matches"
+    assert max(sizes) < min(int(np.prod(s)) for s in shapes[:2]), sizes

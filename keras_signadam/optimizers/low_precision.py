@@ -37,6 +37,7 @@ saved). The hash is ``lowbias32`` (C. Wellons' integer hash), in int32
 arithmetic that wraps modulo 2**32 on every backend.
 """
 
+import numpy as np
 from keras import ops
 
 from keras_signadam import compat
@@ -74,12 +75,31 @@ def random_bits(shape, step, stream):
     offset = (stream * _STREAM) & 0x7FFFFFFF
     # The step mixed with the stream, once per variable...
     seed = hash32(ops.cast(step, "int32") * _GOLDEN + offset)
-    size = 1
-    for dim in shape:
-        size *= int(dim)
     # ...then with each element's index.
-    index = ops.reshape(ops.arange(size, dtype="int32"), shape)
-    return hash32(index * _GOLDEN + seed)
+    mixed = seed
+    for term in _index_terms(shape):
+        mixed = ops.add(mixed, term)
+    return hash32(mixed)
+
+
+def _index_terms(shape):
+    """`flat_index * _GOLDEN` (modulo 2**32) of every element of `shape`,
+    as one small int32 term per axis whose broadcast sum is that product.
+
+    Added one by one to the seed, which is not a constant, so no constant
+    folding can widen them to the full shape: TensorFlow folds a
+    `range(size) * _GOLDEN` into a literal of 4 bytes per parameter that
+    the compiled update reads at every step and carries in its binary."""
+    terms, stride = [], 1
+    for axis in reversed(range(len(shape))):
+        dim = int(shape[axis])
+        factor = np.uint64((stride * _GOLDEN) % 2**32)
+        term = (np.arange(dim, dtype=np.uint64) * factor) % np.uint64(2**32)
+        broadcast = [1] * len(shape)
+        broadcast[axis] = dim
+        terms.append(term.astype(np.uint32).view(np.int32).reshape(broadcast))
+        stride *= dim
+    return terms
 
 
 class RandomHalves:
