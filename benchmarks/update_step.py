@@ -30,9 +30,12 @@ Under `KERAS_BACKEND=jax` (how it runs on a GPU machine without
 TensorFlow) there is one setting, "XLA step": `optimizer.stateless_apply`
 under `jax.jit` with the state and parameters donated, as Keras's JAX
 trainer runs it; the copy bandwidth is then that of an XLA-compiled
-element-wise pass (negation). `--scale` widens every tensor, so that on a
-GPU the step is not dominated by kernel launches and the buffers do not
-fit in its cache; the copy buffers grow with it.
+element-wise pass (negation). A second table says what XLA compiled for
+each step: its own estimate of the bytes moved, the arrays it copies and
+its kernels, which show where a step moves more than it must. `--scale`
+widens every tensor, so that on a GPU the step is not dominated by kernel
+launches and the buffers do not fit in its cache; the copy buffers grow
+with it.
 
     python -m benchmarks.update_step [--rounds 15] [--scale 1]
         [--output FILE]
@@ -40,6 +43,7 @@ fit in its cache; the copy buffers grow with it.
 
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -139,21 +143,48 @@ def copy_bandwidth(n, repeats=20):
     return 2 * 4 * n / np.median(times)
 
 
+def jax_update(optimizer, variables):
+    """`optimizer.stateless_apply` as Keras's JAX trainer runs it: jitted,
+    with the state (model variables, optimizer variables) donated and
+    returned in the order it came in. Returns the update, a function of
+    (state, gradients) that returns the new state, and the first state.
+
+    JAX pairs each output with the first unused donated input of its shape
+    and dtype; in `stateless_apply`'s own order (optimizer variables in,
+    model variables out first) a new parameter would take a moment's
+    buffer, and XLA would copy every buffer to keep the old values."""
+    import jax
+
+    def update(state, grads):
+        trainable, optimizer_variables = state
+        return optimizer.stateless_apply(optimizer_variables, grads,
+                                         trainable)
+
+    state = ([v.value for v in variables],
+             [v.value for v in optimizer.variables])
+    return jax.jit(update, donate_argnums=0), state
+
+
+def device_kind():
+    import jax
+
+    return jax.devices()[0].device_kind
+
+
 def make_step(optimizer, grads, variables, jit_compile):
     """A function that applies one update and waits for it."""
     if keras.backend.backend() == "jax":
         import jax
 
-        # Donated buffers are updated in place, as in Keras's JAX trainer.
-        apply = jax.jit(optimizer.stateless_apply, donate_argnums=(0, 2))
-        state = {"optimizer": [v.value for v in optimizer.variables],
-                 "trainable": [v.value for v in variables]}
+        update, first = jax_update(optimizer, variables)
+        compiled = update.lower(first, grads).compile()
+        state = [first]
 
         def step():
-            state["trainable"], state["optimizer"] = apply(
-                state["optimizer"], grads, state["trainable"])
-            jax.block_until_ready(state)
+            state[0] = compiled(state[0], grads)
+            jax.block_until_ready(state[0])
 
+        step.program = compiled
         return step
     import tensorflow as tf
 
@@ -163,6 +194,30 @@ def make_step(optimizer, grads, variables, jit_compile):
         return optimizer.iterations
 
     return lambda: apply().numpy()
+
+
+BYTES_OF = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2,
+            "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8}
+
+
+def compiled_traffic(program, n_parameters):
+    """What XLA compiled for one JAX step: its own estimate of the bytes
+    the step reads and writes, the bytes of the arrays it copies (both per
+    parameter), and its kernels (fusions and other top-level operations on
+    arrays, scalars left out)."""
+    analysis = program.cost_analysis()
+    if isinstance(analysis, list):  # older JAX: one dict per program
+        analysis = analysis[0]
+    entry = program.as_text().split("\nENTRY ", 1)[1]
+    arrays = re.findall(r"= (\w+)\[(\d[\d,]*)\]\S* (\w[\w-]*)\(", entry)
+    copied = sum(BYTES_OF[dtype] * int(np.prod([int(d) for d in
+                                                 dims.split(",")]))
+                 for dtype, dims, op in arrays if op == "copy")
+    kernels = [op for _, _, op in arrays
+               if op not in ("parameter", "bitcast", "constant", "tuple",
+                             "get-tuple-element")]
+    return (analysis.get("bytes accessed", float("nan")) / n_parameters,
+            copied / n_parameters, len(kernels))
 
 
 def state_bytes_per_parameter(optimizer, n_parameters):
@@ -175,6 +230,8 @@ TABLE_HEADERS = [
     "| optimizer | ms / step | x Keras Adam | M params / s | bytes moved / "
     "param | effective GB/s | fraction of copy bandwidth | state bytes / "
     "param |",
+    "| optimizer | bytes moved / param | XLA's bytes accessed / param | "
+    "bytes copied / param | kernels |",
 ]
 
 
@@ -193,7 +250,7 @@ def main(argv=None):
     copy_size = 10 * 2**20 * args.scale
     grads = [keras.ops.convert_to_tensor(
         rng.normal(size=s).astype("float32") * 1e-3) for s in shapes]
-    steps, state = {}, {}
+    steps, state, traffic = {}, {}, {}
     for name, (factory, _) in OPTIMIZERS.items():
         for setting, jit in settings().items():
             variables = [keras.Variable(rng.normal(size=s).astype("float32"))
@@ -202,6 +259,8 @@ def main(argv=None):
             optimizer.build(variables)
             state[name] = state_bytes_per_parameter(optimizer, n)
             step = make_step(optimizer, grads, variables, jit)
+            if hasattr(step, "program"):
+                traffic[name] = compiled_traffic(step.program, n)
             for _ in range(3):
                 step()
             steps[name, setting] = step
@@ -236,6 +295,24 @@ def main(argv=None):
             emit(f"| {name} | {1e3 * t:.1f} | {t / adam:.2f} | "
                  f"{n / t / 1e6:.0f} | {moved} | {effective / 1e9:.1f} | "
                  f"{effective / bandwidth:.2f} | {state[name]:.2f} |")
+    if traffic:
+        emit()
+        emit("## What XLA compiled")
+        emit()
+        emit(f"Per step, from the compiled program of each optimizer's "
+             f"step: XLA's own estimate of the bytes it reads and writes "
+             f"(its cost analysis for this {device_kind()}), the bytes of "
+             f"the arrays it copies, and its kernels (fusions and other "
+             f"operations on arrays) for the {len(shapes)} tensors. Bytes "
+             f"beyond the minimum are intermediate arrays written and read "
+             f"back, inputs read by several kernels, or copies.")
+        emit()
+        emit(TABLE_HEADERS[1])
+        emit("|---|---|---|---|---|")
+        for name, (_, moved) in OPTIMIZERS.items():
+            accessed, copied, kernels = traffic[name]
+            emit(f"| {name} | {moved} | {accessed:.1f} | {copied:.1f} | "
+                 f"{kernels} |")
     emit()
     emit("## Targets for `SignAdamPP()` and "
          "`SignAdamPP(state_dtype=\"bfloat16\")`")

@@ -1,8 +1,9 @@
 """The JAX and PyTorch backends, one child process each (Keras picks its
 backend once per process), which runs in turn: the NumPy-reference tests
 of the update rules, `examples/other_backends.py`, SignAdamPP with
-rounded state, and on JAX the compilations of eager steps, the comparison
-with optax and `keras.distribution.DataParallel` over two host devices."""
+rounded state, and on JAX the compilations of eager steps, the
+update-step benchmark's in-place step, the comparison with optax and
+`keras.distribution.DataParallel` over two host devices."""
 
 import json
 import os
@@ -55,6 +56,7 @@ def scripts(backend):
     ]
     if backend == "jax":
         groups += [[os.path.join(SCRIPTS, "eager_compiles.py")],
+                   [os.path.join(SCRIPTS, "jax_in_place.py")],
                    [os.path.join(SCRIPTS, "against_optax.py")],
                    [os.path.join(SCRIPTS, "jax_data_parallel.py")]]
     return groups
@@ -129,6 +131,22 @@ def test_eager_jax_steps_compile_nothing_after_the_first(outputs):
     counts = json.loads(outputs["jax"]["eager_compiles.py"].strip()
                         .splitlines()[-1])
     assert counts == {"NovoGrad": 0, "SignAdamPP statistics": 0}
+
+
+def test_jax_benchmark_step_updates_in_place(outputs):
+    """The update-step benchmark times the JAX step as Keras's trainer
+    runs it: each new value in its own input's donated buffer. In
+    `stateless_apply`'s order a new parameter took a moment's buffer and
+    XLA copied 16 bytes per parameter of Adam's step to keep the old
+    values."""
+    found = json.loads(outputs["jax"]["jax_in_place.py"].strip()
+                       .splitlines()[-1])
+    assert set(found) == {"keras Adam", "SignAdamPP", "Signum", "NovoGrad"}
+    for name, program in found.items():
+        assert program["outputs"] > 3 and program["in_order"], name
+        # Small per-variable counters may be copied, never a tensor's
+        # worth (one float32 copy of the smallest tensor is 0.05).
+        assert program["copied_per_parameter"] < 0.02, (name, program)
 
 
 @pytest.mark.parametrize("rule", ["sign_sgd", "signum", "novograd"])
