@@ -121,3 +121,35 @@ def test_statistics_can_be_turned_on_and_off_between_steps(jit_compile):
     assert optimizer.nonfinite_count == 2  # the untracked step added none
     with pytest.raises(ValueError, match="`track_statistics`"):
         optimizer.track_statistics = 1
+
+
+@pytest.mark.parametrize("confidence", ["hard", "soft"])
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_counts_are_exact_in_full_rows_and_the_leftover(confidence,
+                                                        jit_compile):
+    # 2185 components: two full rows of 1024 for the counting product and
+    # 137 left over, with non-finite and zero-confidence components in
+    # each, counted again at every step (both branches of the count).
+    rng = np.random.default_rng(3)
+    delta = 1e-3
+    optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=delta,
+                              confidence=confidence, jit_compile=jit_compile,
+                              track_statistics=True)
+    variable = keras.Variable(np.zeros((5, 437), "float32"))
+    injected = 0
+    for step in range(4):
+        g = (rng.normal(size=(5, 437)) * 10.0 ** rng.uniform(
+            -4.5, -2, size=(5, 437))).astype("float32")
+        if step % 2:
+            flat = g.reshape(-1)
+            chosen = [5, 1500, 2100]  # in each full row and the leftover
+            others = np.setdiff1d(np.arange(flat.size), chosen)
+            where = np.concatenate([chosen, rng.choice(others, 37,
+                                                       replace=False)])
+            flat[where] = rng.choice([np.nan, np.inf, -np.inf], 40)
+            injected += 40
+        optimizer.apply([g], [variable])
+        zero = ~np.isfinite(g) | (np.abs(np.nan_to_num(g)) <= delta)
+        assert optimizer.sparsity == pytest.approx(zero.sum() / g.size,
+                                                   abs=0), step
+        assert optimizer.nonfinite_count == injected

@@ -18,22 +18,43 @@ from keras_signadam.optimizers import tracing
 ROW = 1024
 
 
-def row_sums(x):
-    """Row sums of float32 `x` flattened into rows of `ROW` (the leftover
-    components form a last, shorter row)."""
+def row_blocks(x):
+    """`x` flattened into rows of `ROW`: a (rows, ROW) matrix of the full
+    rows and a vector of the leftover components, each present only if
+    not empty."""
     flat = ops.reshape(x, (-1,))
     n = math.prod(x.shape)
     full = n // ROW
-    parts = []
+    blocks = []
     if full:
-        matrix = ops.reshape(flat[: full * ROW], (full, ROW))
-        ones = ops.ones((ROW, 1), dtype=x.dtype)
-        parts.append(ops.reshape(ops.matmul(matrix, ones), (-1,)))
+        blocks.append(ops.reshape(flat[: full * ROW], (full, ROW)))
     if n - full * ROW:
-        parts.append(ops.reshape(ops.sum(flat[full * ROW:]), (1,)))
+        blocks.append(flat[full * ROW:])
+    return blocks
+
+
+def block_sums(blocks):
+    """The row sums of `row_blocks`' blocks: one per full row, then the
+    sum of the leftover."""
+    parts = []
+    for block in blocks:
+        if len(block.shape) == 2:
+            ones = ops.ones((ROW, 1), dtype=block.dtype)
+            parts.append(ops.reshape(ops.matmul(block, ones), (-1,)))
+        else:
+            parts.append(ops.reshape(ops.sum(block), (1,)))
     if not parts:
-        return ops.zeros((1,), dtype=x.dtype)
+        return ops.zeros((1,), dtype="float32")
     return parts[0] if len(parts) == 1 else ops.concatenate(parts)
+
+
+def row_sums(x):
+    """Row sums of float32 `x` flattened into rows of `ROW` (the leftover
+    components form a last, shorter row)."""
+    blocks = row_blocks(x)
+    if not blocks:
+        return ops.zeros((1,), dtype=x.dtype)
+    return block_sums(blocks)
 
 
 def count(indicator):

@@ -37,28 +37,36 @@ class Counters:
         so each count is an extra pass over the gradient. The common case
         needs one: the indicator plus `0 * raw_gradient` sums to NaN exactly
         when a component is non-finite, and only then are both counted
-        separately.
+        separately, from the same rows the first pass summed: the branch
+        then takes no array that the first pass did not already write.
         """
         counters = self._counters[optimizer.variable_index(variable)]
         if counters is None:
             return
         dtype = counters.dtype
-        nonfinite = ops.logical_not(ops.isfinite(raw_gradient))
-
-        def separate_counts():
-            zeros = (
-                ops.zeros((), "int32") if zero_confidence is None
-                else reductions.count(zero_confidence)
-            )
-            return zeros, reductions.count(
-                ops.cast(nonfinite, raw_gradient.dtype)
-            )
-
         indicator = (
             ops.zeros_like(raw_gradient) if zero_confidence is None
             else zero_confidence
         )
-        rows = reductions.row_sums(indicator + raw_gradient * 0.0)
+        blocks = reductions.row_blocks(indicator + raw_gradient * 0.0)
+        rows = reductions.block_sums(blocks)
+
+        def count_where(condition):
+            total = ops.zeros((), "int32")
+            for block in blocks:
+                total += reductions.count(ops.cast(condition(block),
+                                                   block.dtype))
+            return total
+
+        def separate_counts():
+            # A non-finite component is NaN in the blocks, and has zero
+            # confidence, so it counts among the nonzero values.
+            zeros = (
+                ops.zeros((), "int32") if zero_confidence is None
+                else count_where(lambda b: ops.not_equal(b, 0.0))
+            )
+            return zeros, count_where(ops.isnan)
+
         zeros, bad = tracing.cond(
             ops.all(ops.isfinite(rows)),
             lambda: (ops.sum(ops.cast(rows, "int32")),
