@@ -33,9 +33,9 @@ def row_blocks(x):
     return blocks
 
 
-def block_sums(blocks):
+def block_sums(blocks, dtype):
     """The row sums of `row_blocks`' blocks: one per full row, then the
-    sum of the leftover."""
+    sum of the leftover (a single 0 in `dtype` when there are none)."""
     parts = []
     for block in blocks:
         if len(block.shape) == 2:
@@ -44,17 +44,14 @@ def block_sums(blocks):
         else:
             parts.append(ops.reshape(ops.sum(block), (1,)))
     if not parts:
-        return ops.zeros((1,), dtype="float32")
+        return ops.zeros((1,), dtype=dtype)
     return parts[0] if len(parts) == 1 else ops.concatenate(parts)
 
 
 def row_sums(x):
     """Row sums of float32 `x` flattened into rows of `ROW` (the leftover
     components form a last, shorter row)."""
-    blocks = row_blocks(x)
-    if not blocks:
-        return ops.zeros((1,), dtype=x.dtype)
-    return block_sums(blocks)
+    return block_sums(row_blocks(x), x.dtype)
 
 
 def count(indicator):

@@ -48,8 +48,9 @@ class Counters:
             ops.zeros_like(raw_gradient) if zero_confidence is None
             else zero_confidence
         )
-        blocks = reductions.row_blocks(indicator + raw_gradient * 0.0)
-        rows = reductions.block_sums(blocks)
+        marked = indicator + raw_gradient * 0.0
+        blocks = reductions.row_blocks(marked)
+        rows = reductions.block_sums(blocks, marked.dtype)
 
         def count_where(condition):
             total = ops.zeros((), "int32")
