@@ -35,7 +35,7 @@ def hard_confidence(g, delta):
 
 
 def soft_confidence(g, delta):
-    if delta == 0:
+    if np.all(delta == 0):
         return (np.abs(g) > 0).astype(f32)
     return np.clip(np.abs(g) / f32(delta) - 1, 0, 1).astype(f32)
 
@@ -45,6 +45,11 @@ def rms(g):
     return f32(np.sqrt(np.mean(g * g))) if g.size else f32(0)
 
 
+def std(g):
+    """Population standard deviation, in double precision."""
+    return f32(np.std(g.astype(np.float64))) if g.size else f32(0)
+
+
 def confidence(g, delta, kind, mode):
     if mode == "relative":
         delta = delta * rms(g)
@@ -52,25 +57,51 @@ def confidence(g, delta, kind, mode):
     return conf(g, f32(delta))
 
 
+class Confidence:
+    """c(p) of one tensor, SPEC 3.4; the adaptive mode keeps the running
+    standard deviation a <- 0.9 a + 0.1 std(p) (a0 = 0) and compares |p|
+    with threshold * a, a updated first."""
+
+    def __init__(self, threshold, kind="hard", mode="absolute"):
+        if threshold is None:
+            threshold = 0.999 if mode == "adaptive" else 5e-4
+        self.delta, self.kind, self.mode = threshold, kind, mode
+        self.a = f32(0)
+
+    def __call__(self, p):
+        if self.mode != "adaptive":
+            return confidence(p, self.delta, self.kind, self.mode)
+        self.a = f32(f32(0.9) * self.a + f32(0.1) * std(p))
+        return confidence(p, f32(self.delta) * self.a, self.kind,
+                          "absolute")
+
+
+def with_coupled_decay(theta, g, l2):
+    """p = g + l2 * theta (0 where g is not finite)."""
+    return np.where(np.isfinite(g), clean(g) + f32(l2) * theta, f32(0))
+
+
 class SignSGD:
-    def __init__(self, lr=1e-3, threshold=0.0, confidence="hard",
+    def __init__(self, lr=1e-3, threshold=None, confidence="hard",
                  threshold_mode="absolute", coupled_weight_decay=0.0,
                  weight_decay=None):
-        self.lr, self.delta = lr, threshold
-        self.kind, self.mode = confidence, threshold_mode
+        if threshold is None and threshold_mode != "adaptive":
+            threshold = 0.0
+        self.lr, self.conf = lr, Confidence(threshold, confidence,
+                                            threshold_mode)
         self.l2, self.wd = coupled_weight_decay, weight_decay
 
     def signal_input(self, theta, g):
-        """The gradient with coupled L2 decay (0 where g is not finite)."""
-        return np.where(np.isfinite(g), clean(g) + f32(self.l2) * theta,
-                        f32(0))
+        return with_coupled_decay(theta, g, self.l2)
 
     def ternary(self, p):
-        return confidence(p, self.delta, self.kind, self.mode) * np.sign(p)
+        return self.conf(p) * np.sign(p)
 
-    def step(self, theta, g, t):
+    def step(self, theta, g, t, **beta_1):
+        """One step; `beta_1=` (SignAdamPP, AdamOfSigns) changes it from
+        this step on."""
         s = self.ternary(self.signal_input(theta, g)) * np.isfinite(g)
-        return self.apply(theta, s, t)
+        return self.apply(theta, s, t, **beta_1)
 
     def apply(self, theta, s, t):
         self.zero_confidence = int(np.sum(s == 0))
@@ -79,12 +110,14 @@ class SignSGD:
 
 
 class Signum:
-    def __init__(self, lr=1e-3, momentum=0.9, weight_decay=None):
+    def __init__(self, lr=1e-3, momentum=0.9, coupled_weight_decay=0.0,
+                 weight_decay=None):
         self.lr, self.beta, self.wd = lr, momentum, weight_decay
+        self.l2 = coupled_weight_decay
         self.m = None
 
     def step(self, theta, g, t):
-        g = clean(g)
+        g = with_coupled_decay(theta, g, self.l2)
         if self.m is None:
             self.m = np.zeros_like(g)
         b = f32(self.beta)
@@ -93,31 +126,54 @@ class Signum:
         return theta - f32(self.lr) * np.sign(self.m)
 
 
-class SignAdamPP:
-    """SignAdam when threshold is 0 and confidence is hard."""
+class SignAdamPP(SignSGD):
+    """signADAM++, the paper's Algorithm 3 (SPEC 3.4):
+
+        s = c(p) sign(p),  m <- beta m + (1 - beta) s,  theta <- theta - lr m
+
+    with p the gradient plus the coupled L2 term; no second moment, no
+    epsilon, no bias correction."""
+
+    def __init__(self, lr=1e-3, threshold=None, confidence="hard",
+                 threshold_mode="absolute", beta_1=0.9,
+                 coupled_weight_decay=0.0, weight_decay=None):
+        super().__init__(lr, threshold, confidence, threshold_mode,
+                         coupled_weight_decay, weight_decay)
+        if threshold is None and threshold_mode != "adaptive":
+            self.conf.delta = 5e-4
+        self.b1 = beta_1
+        self.m = None
+
+    def apply(self, theta, s, t, beta_1=None):
+        if beta_1 is not None:
+            self.b1 = beta_1
+        self.zero_confidence = int(np.sum(s == 0))
+        if self.m is None:
+            self.m = np.zeros_like(s)
+        b = f32(self.b1)
+        self.m = b * self.m + (f32(1) - b) * s
+        theta = decoupled_decay(theta, self.lr, self.wd)
+        return theta - f32(self.lr) * self.m
+
+
+class AdamOfSigns(SignSGD):
+    """Adam's moments of the (filtered) sign, SPEC 3.3: signADAM (the
+    paper's Algorithm 2) without bias correction, and with it the
+    bias-corrected variant (`SignAdam(bias_correction=True)`, and
+    `SignAdamPP(second_moment=True)` with a threshold)."""
 
     def __init__(self, lr=1e-3, threshold=0.0, confidence="hard",
                  threshold_mode="absolute", beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, weight_decay=None):
-        self.lr, self.delta = lr, threshold
-        self.kind, self.mode = confidence, threshold_mode
-        self.b1, self.b2, self.eps, self.wd = beta_1, beta_2, epsilon, (
-            weight_decay
-        )
+                 epsilon=1e-8, bias_correction=True, coupled_weight_decay=0.0,
+                 weight_decay=None):
+        super().__init__(lr, threshold, confidence, threshold_mode,
+                         coupled_weight_decay, weight_decay)
+        self.b1, self.b2, self.eps = beta_1, beta_2, epsilon
+        self.corrected = bias_correction
         self.m = self.v = None
         self.b1_product = 1.0
 
-    def signal_input(self, theta, g):
-        return clean(g)
-
-    def ternary(self, p):
-        return confidence(p, self.delta, self.kind, self.mode) * np.sign(p)
-
-    def step(self, theta, g, t, beta_1=None):
-        return self.apply(theta, self.ternary(clean(g)), t, beta_1)
-
     def apply(self, theta, s, t, beta_1=None):
-        """The Adam part of the rule on the signal s."""
         if beta_1 is not None:
             self.b1 = beta_1
         self.zero_confidence = int(np.sum(s == 0))
@@ -129,8 +185,10 @@ class SignAdamPP:
         # would change it by up to 20%.
         self.v = b2 * self.v + f32(1 - self.b2) * s * s
         self.b1_product *= self.b1
-        m_hat = self.m / f32(1 - self.b1_product)
-        v_hat = self.v / f32(1 - self.b2 ** t)
+        m_hat, v_hat = self.m, self.v
+        if self.corrected:
+            m_hat = self.m / f32(1 - self.b1_product)
+            v_hat = self.v / f32(1 - self.b2 ** t)
         theta = decoupled_decay(theta, self.lr, self.wd)
         return theta - f32(self.lr) * m_hat / (np.sqrt(v_hat) + f32(self.eps))
 
@@ -201,7 +259,8 @@ class ReplicaSignal:
 
     def __init__(self, replicas, threshold=0.0, mode="absolute",
                  coupled_weight_decay=0.0):
-        self.replicas, self.delta, self.mode = replicas, threshold, mode
+        self.replicas = replicas
+        self.conf = Confidence(threshold, "hard", mode)
         self.l2 = coupled_weight_decay
 
     def signal_input(self, theta, g):
@@ -209,7 +268,7 @@ class ReplicaSignal:
                         + f32(self.l2) * theta, f32(0))
 
     def ternary(self, p):
-        return confidence(p, self.delta, "hard", self.mode) * np.sign(p)
+        return self.conf(p) * np.sign(p)
 
     def signal(self, theta, g):
         s = self.ternary(self.signal_input(theta, g))

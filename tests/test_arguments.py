@@ -54,5 +54,6 @@ def test_signadampp_defaults():
     assert config["confidence"] == "hard"
     assert config["threshold_mode"] == "absolute"
     assert config["beta_1"] == pytest.approx(0.9)
-    assert config["beta_2"] == pytest.approx(0.999)
-    assert config["epsilon"] == pytest.approx(1e-8)
+    # The paper's Algorithm 3: no second moment.
+    assert config["second_moment"] is False
+    assert config["beta_2"] is None and config["epsilon"] is None

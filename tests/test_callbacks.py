@@ -156,7 +156,7 @@ def test_default_is_the_sparsity_ramp(digits, mode, start, upper):
         upper)
     # Each update applies the rule, or holds delta where the rule would
     # lower it after a fall of e or more left the sparsity where it was.
-    held = np.isclose(seen["threshold"], previous, rtol=1e-6)
+    held = np.isclose(seen["threshold"], previous, rtol=1e-6, atol=0)
     np.testing.assert_allclose(np.array(seen["threshold"])[~held],
                                expected[~held], rtol=1e-5)
     assert np.all(expected[held] <= previous[held] * (1 + 1e-6))
@@ -379,3 +379,58 @@ def test_controller_turns_statistics_on_after_a_traced_fit(jit_compile):
     assert optimizer.track_statistics
     assert callback.history["sparsity"] == [1.0] * 4
     assert optimizer.sparsity == 1.0
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_paper_method_switches_to_the_std_threshold(digits, jit_compile):
+    """(c): a SignAdamPP made with an absolute threshold, trained with
+    `AdaptiveConfidence(std_multiplier=0.999)`, takes the steps of one
+    made with `threshold_mode="adaptive"` (the running deviation starting
+    at the first step), in a train function made again for it."""
+    (x, y), _ = digits
+    x, y = x[:256], y[:256]
+    weights = []
+    for optimizer, callbacks in (
+            (ks.SignAdamPP(learning_rate=3e-3),
+             [ks.callbacks.AdaptiveConfidence(
+                 target_sparsity=None, std_multiplier=0.999)]),
+            (ks.SignAdamPP(learning_rate=3e-3, threshold_mode="adaptive"),
+             [])):
+        keras.utils.set_random_seed(1)
+        model = compiled(optimizer, jit_compile=jit_compile)
+        model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0,
+                  callbacks=callbacks)
+        weights.append(model.get_weights())
+        assert optimizer.threshold_mode == "adaptive"
+        stds = [to_numpy(v) for v in optimizer.variables
+                if v.path.endswith("_gradient_std")]
+        assert len(stds) == len(model.trainable_variables)
+        assert all(s > 0 for s in stds)
+    for a, b in zip(*weights):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    # Not a no-op: the absolute threshold's run ends elsewhere.
+    keras.utils.set_random_seed(1)
+    plain = compiled(ks.SignAdamPP(learning_rate=3e-3),
+                     jit_compile=jit_compile)
+    plain.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)
+    assert any(np.abs(a - b).max() > 1e-3
+               for a, b in zip(plain.get_weights(), weights[0]))
+
+
+def test_paper_method_with_the_controller_scales_the_multiplier(digits):
+    (x, y), _ = digits
+    optimizer = ks.SignAdamPP(learning_rate=3e-3)
+    callback = ks.callbacks.AdaptiveConfidence(target_sparsity=0.8,
+                                               std_multiplier=0.999)
+    history = compiled(optimizer).fit(x[:512], y[:512], batch_size=32,
+                                      epochs=3, verbose=0,
+                                      callbacks=[callback])
+    assert optimizer.threshold_mode == "adaptive"
+    assert callback.upper_bound(optimizer) == 10.0
+    # The controller's first update starts from the multiplier.
+    first = callback.history["threshold"][0]
+    assert first == pytest.approx(0.999 * np.exp(
+        0.8 - callback.history["sparsity"][0]), rel=1e-5)
+    assert history.history["threshold"][-1] != pytest.approx(0.999)
+    with pytest.raises(ValueError, match="std_multiplier"):
+        ks.callbacks.AdaptiveConfidence(std_multiplier=-1)

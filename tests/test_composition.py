@@ -84,7 +84,7 @@ def test_a_new_codec_is_one_class(monkeypatch):
     theta = rng.normal(size=(40,)).astype(np.float32)
     grads = [rng.normal(size=(40,)).astype(np.float32) for _ in range(6)]
     variable = keras.Variable(theta)
-    optimizer = ks.SignAdam(learning_rate=1e-2)
+    optimizer = ks.SignAdam(learning_rate=1e-2, bias_correction=True)
     for g in grads:
         optimizer.apply([g], [variable])
     kinds = {keras.backend.standardize_dtype(v.dtype)
@@ -234,9 +234,10 @@ def test_vote_docstring_quotes_the_packing_arithmetic():
 
 
 # ------------------------------------------------ the bound of the step
-def numpy_ratio_bound(beta_1s, beta_2):
-    """max |m_hat| / sqrt(v_hat) after len(beta_1s) steps, by
-    Cauchy-Schwarz over the explicit weights of m and v."""
+def numpy_ratio_bound(beta_1s, beta_2, corrected=True):
+    """max |m_hat| / sqrt(v_hat) (uncorrected: |m| / sqrt(v)) after
+    len(beta_1s) steps, by Cauchy-Schwarz over the explicit weights of m
+    and v."""
     t = len(beta_1s)
     weights = []
     for k in range(t):
@@ -246,6 +247,8 @@ def numpy_ratio_bound(beta_1s, beta_2):
         weights.append(w)
     a = sum(w * w / ((1 - beta_2) * beta_2 ** (t - 1 - k))
             for k, w in enumerate(weights))
+    if not corrected:
+        return np.sqrt(a)
     return np.sqrt(a * (1 - beta_2 ** t)) / (1 - np.prod(beta_1s))
 
 
@@ -278,21 +281,24 @@ def test_numpy_bound_holds_for_exact_moments():
 def test_int8_refuses_pairs_without_a_finite_bound(beta_1, beta_2):
     with pytest.raises(ValueError, match="beta_1.*beta_2"):
         ks.SignAdam(beta_1=beta_1, beta_2=beta_2, state_dtype="int8")
-    optimizer = ks.SignAdamPP(beta_1=0.5, beta_2=max(beta_2, 0.3),
-                              state_dtype="int8")
+    optimizer = ks.SignAdamPP(beta_1=0.5, second_moment=True,
+                              beta_2=max(beta_2, 0.3), state_dtype="int8")
     with pytest.raises(ValueError, match="beta_1"):
         optimizer.beta_1.assign(0.999)
     # Float state accepts them, as Adam does.
     ks.SignAdam(beta_1=beta_1, beta_2=beta_2)
 
 
+@pytest.mark.parametrize("bias_correction", [True, False])
 @pytest.mark.parametrize("state_dtype", ["int8", "bfloat16"])
-def test_tampered_codes_move_no_further_than_the_bound(state_dtype):
+def test_tampered_codes_move_no_further_than_the_bound(state_dtype,
+                                                       bias_correction):
     """m at its largest code and v at zero: an unclipped step would be
     m_hat / epsilon (9e4 lr after 200 steps)."""
     lr, steps = 1e-3, 200
     variable = keras.Variable(np.zeros((64,), np.float32))
-    optimizer = ks.SignAdam(learning_rate=lr, state_dtype=state_dtype)
+    optimizer = ks.SignAdam(learning_rate=lr, state_dtype=state_dtype,
+                            bias_correction=bias_correction)
     for _ in range(steps):
         optimizer.apply([np.ones(64, np.float32)], [variable])
     m, v = (optimizer._stored[n][0] for n in ("momentum", "velocity"))
@@ -302,7 +308,7 @@ def test_tampered_codes_move_no_further_than_the_bound(state_dtype):
     before = to_numpy(variable).copy()
     optimizer.apply([np.zeros(64, np.float32)], [variable])
     moved = np.abs(to_numpy(variable) - before) / lr
-    bound = numpy_ratio_bound([0.9] * (steps + 1), 0.999)
+    bound = numpy_ratio_bound([0.9] * (steps + 1), 0.999, bias_correction)
     assert 1.0 < bound < 7.3
     assert moved.max() <= bound * 1.001, moved.max()
     assert moved.min() > 0.5 * bound
@@ -321,8 +327,8 @@ def test_sparse_decaying_gradients_int8_steps_stay_within_float_reach():
     largest = {}
     for state_dtype in (None, "int8"):
         variable = keras.Variable(np.zeros((n,), np.float32))
-        optimizer = ks.SignAdamPP(learning_rate=lr, beta_2=0.99,
-                                  state_dtype=state_dtype)
+        optimizer = ks.SignAdamPP(learning_rate=lr, second_moment=True,
+                                  beta_2=0.99, state_dtype=state_dtype)
         biggest = 0.0
         for t, g in enumerate(grads, start=1):
             before = to_numpy(variable).copy()

@@ -42,7 +42,7 @@ def tiny_data():
     lambda: ks.SignAdam(beta_2=0.99999999),
     lambda: ks.NovoGrad(beta_1=0.99999999),
     lambda: ks.Signum(momentum=0.99999999),
-    lambda: ks.SignAdamPP(epsilon=1e-50),
+    lambda: ks.SignAdamPP(second_moment=True, epsilon=1e-50),
 ])
 def test_a_value_that_rounds_to_an_invalid_one_is_refused(make):
     with pytest.raises(ValueError, match="in float32"):

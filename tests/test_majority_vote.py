@@ -91,6 +91,13 @@ CASES = {
     "SignAdamPP": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
     "SignAdamPP relative": (lambda: ref.SignAdamPP(LR),
                             dict(threshold=0.5, mode="relative")),
+    # Each replica keeps the running deviation of its own share.
+    "SignAdamPP adaptive": (lambda: ref.SignAdamPP(LR),
+                            dict(threshold=0.999, mode="adaptive")),
+    "SignAdamPP second moment": (lambda: ref.AdamOfSigns(LR),
+                                 dict(threshold=5e-4)),
+    "Signum coupled": (lambda: ref.Signum(LR),
+                       dict(coupled_weight_decay=0.1)),
     # Each replica feeds back its own residual (SPEC 3.6).
     "SignAdamPP EF": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
     "Signum EF": (lambda: ref.Signum(LR), {}),
@@ -197,7 +204,10 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
         thetas = new
         steps.append(thetas)
     residuals = [[getattr(s, "e", None) for s in row] for row in signals]
-    return steps, residuals, zero_votes / sum(np.prod(s) for s in SHAPES)
+    deviations = [[getattr(s, "inner", s).conf.a for s in row]
+                  for row in signals]
+    return (steps, residuals, deviations,
+            zero_votes / sum(np.prod(s) for s in SHAPES))
 
 
 @pytest.mark.parametrize("case", [c for c in case_list() if c[2] != "sum"],
@@ -208,7 +218,7 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
     key = f"{name}-{replicas}-{collective}-{dtype}"
     thetas = [arrays[f"{key}/theta{i}"] for i in range(2)]
     grads = [arrays[f"{key}/grad{i}"] for i in range(2)]
-    expected, residuals, zero_votes = expected_thetas(
+    expected, residuals, deviations, zero_votes = expected_thetas(
         name, replicas, dtype, thetas, grads)
     tolerance = (dict(rtol=1e-6, atol=1e-6) if dtype == "float32"
                  else dict(rtol=1e-2, atol=1e-3))
@@ -238,10 +248,20 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
                                            err_msg=path)
             assert np.any(copies[0] != copies[1])
             continue
+        if path.endswith("_gradient_std"):
+            # Each replica's own running deviation of its share.
+            i = [p for p in paths if p.endswith("_gradient_std")].index(path)
+            for r in range(replicas):
+                np.testing.assert_allclose(copies[r], deviations[r][i],
+                                           rtol=1e-5, err_msg=path)
+            assert copies[0] != copies[1]
+            continue
         for copy in copies[1:]:
             np.testing.assert_array_equal(copy, copies[0], err_msg=path)
     assert any(p.endswith("_residual") for p in paths) == (
         name in FEEDBACK)
+    assert any(p.endswith("_gradient_std") for p in paths) == (
+        "adaptive" in name)
     if f"{key}/sparsity" in out:
         # Statistics count the zero votes of the last step.
         assert float(out[f"{key}/sparsity"]) == pytest.approx(zero_votes)

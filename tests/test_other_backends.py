@@ -22,9 +22,11 @@ BACKENDS = {"jax": ["float32", "bfloat16"], "torch": ["float32", "bfloat16"]}
 STATE_DTYPES = ("bfloat16", "int8")
 # One case per code path of the rules: coupled decay with a hard absolute
 # threshold, soft relative confidence, momentum of the raw gradient, the
-# bias-corrected ratio and its bound, the confidence-filtered signal.
+# uncorrected ratio and its bound, the momentum of the confidence-filtered
+# signal, the adaptive threshold's state, the bias-corrected ratio.
 RULE_CASES = ("sign_sgd_dead_zone", "sign_sgd_soft_relative", "signum",
-              "sign_adam", "sign_adam_pp_hard")
+              "sign_adam", "sign_adam_pp_hard", "sign_adam_pp_adaptive",
+              "sign_adam_pp_second_moment")
 
 
 def reference_tests(backend, dtypes):
@@ -42,7 +44,7 @@ def reference_tests(backend, dtypes):
             "tests/test_update_rules.py::test_sparsity_counts_zero_confidence"
             "[sign_adam_pp_relative]",
             "tests/test_update_rules.py::"
-            "test_annealed_beta_1_keeps_exact_bias_correction"]
+            "test_annealed_beta_1_matches_reference[True]"]
     return ids
 
 

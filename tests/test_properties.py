@@ -44,7 +44,10 @@ def apply(optimizer, theta, grads, record=None):
 CONFIGS = {
     "SignSGD": (ks.SignSGD, reference.SignSGD),
     "Signum": (ks.Signum, reference.Signum),
+    "SignAdam": (ks.SignAdam, functools.partial(reference.AdamOfSigns,
+                                                bias_correction=False)),
     "SignAdamPP": (ks.SignAdamPP, reference.SignAdamPP),
+    "SignAdamPP adaptive": (ks.SignAdamPP, reference.SignAdamPP),
     "NovoGrad": (ks.NovoGrad, reference.NovoGrad),
 }
 
@@ -62,9 +65,12 @@ def test_agrees_with_reference(name, shape, scale, seed, n, lr, beta,
         kwargs = {"threshold": relative_threshold * scale}
     elif name == "Signum":
         kwargs = {"momentum": beta}
-    elif name == "SignAdamPP":
+    elif name == "SignAdam":
+        kwargs = {"beta_1": beta}
+    elif name.startswith("SignAdamPP"):
         kwargs = {"beta_1": beta, "threshold": relative_threshold,
-                  "threshold_mode": "relative",
+                  "threshold_mode": name.split()[-1] if " " in name
+                  else "relative",
                   "confidence": "soft" if soft else "hard"}
     elif name == "NovoGrad":
         kwargs = {"beta_1": beta, "grad_averaging": soft}
@@ -95,9 +101,9 @@ def adam_sign_bound(beta_1, beta_2, t):
 def test_sign_adam_step_bound(shape, scale, seed, n, beta_1, beta_2, soft):
     lr = 1e-2
     optimizer = ks.SignAdamPP(
-        learning_rate=lr, beta_1=beta_1, beta_2=beta_2, threshold=0.5,
-        threshold_mode="relative", confidence="soft" if soft else "hard",
-        jit_compile=False)
+        learning_rate=lr, beta_1=beta_1, second_moment=True, beta_2=beta_2,
+        threshold=0.5, threshold_mode="relative",
+        confidence="soft" if soft else "hard", jit_compile=False)
     deltas = []
     apply(optimizer, np.zeros(shape, "float32"),
           gradients(seed, shape, scale, n), deltas)
@@ -105,6 +111,28 @@ def test_sign_adam_step_bound(shape, scale, seed, n, beta_1, beta_2, soft):
     for t, delta in enumerate(deltas, start=1):
         bound = lr * adam_sign_bound(b1, beta_2, t)
         assert np.all(np.abs(delta) <= bound * (1 + 1e-5) + 1e-7)
+
+
+@SETTINGS
+@given(shape=shapes, scale=scales, seed=seeds, n=steps, beta_1=betas,
+       mode=st.sampled_from(["absolute", "relative", "adaptive"]),
+       soft=st.booleans())
+def test_sign_adam_pp_steps_stay_under_lr(shape, scale, seed, n, beta_1,
+                                          mode, soft):
+    """Algorithm 3 starts from m = 0 with inputs in [-1, 1]: at step t,
+    |m| <= 1 - beta**t, so no component moves by more than that times
+    lr."""
+    lr = 1e-2
+    optimizer = ks.SignAdamPP(
+        learning_rate=lr, beta_1=beta_1, threshold_mode=mode,
+        threshold=0.5 if mode != "absolute" else 0.5 * scale,
+        confidence="soft" if soft else "hard", jit_compile=False)
+    deltas = []
+    apply(optimizer, np.zeros(shape, "float32"),
+          gradients(seed, shape, scale, n), deltas)
+    b = float(np.float32(beta_1))
+    for t, delta in enumerate(deltas, start=1):
+        assert np.all(np.abs(delta) <= lr * (1 - b**t) * (1 + 1e-5) + 1e-9)
 
 
 @SETTINGS

@@ -35,7 +35,7 @@ def test_step_sizes_match_the_moments_of_the_signal():
     gradients = 0.01 * signs
 
     variable = keras.Variable(np.zeros(3, "float32"))
-    optimizer = ks.SignAdam(1e-3, jit_compile=False)
+    optimizer = ks.SignAdam(1e-3, bias_correction=True, jit_compile=False)
     optimizer.track_statistics = True
     recorder = _StepSizes(optimizer)
     for g in gradients:

@@ -17,6 +17,9 @@ from tests.helpers import make_problem
 from tests.helpers import to_numpy
 from tests.helpers import tolerance
 
+PAPER_SIGN_ADAM = functools.partial(reference.AdamOfSigns,
+                                    bias_correction=False)
+
 CASES = {
     "sign_sgd": (ks.SignSGD, reference.SignSGD, dict(learning_rate=1e-2)),
     "sign_sgd_dead_zone": (
@@ -30,12 +33,28 @@ CASES = {
         dict(learning_rate=1e-2, threshold=0.8, confidence="soft",
              threshold_mode="relative"),
     ),
+    "sign_sgd_adaptive": (
+        ks.SignSGD, reference.SignSGD,
+        dict(learning_rate=1e-2, threshold_mode="adaptive",
+             coupled_weight_decay=5e-4)),
     "signum": (ks.Signum, reference.Signum, dict(learning_rate=1e-2,
                                                  momentum=0.8)),
-    "sign_adam": (ks.SignAdam, reference.SignAdamPP,
+    "signum_coupled": (ks.Signum, reference.Signum,
+                       dict(learning_rate=1e-2, coupled_weight_decay=5e-3)),
+    # signADAM, the paper's Algorithm 2: no bias correction (the default).
+    "sign_adam": (ks.SignAdam, PAPER_SIGN_ADAM,
                   dict(learning_rate=1e-2, beta_1=0.85, beta_2=0.99)),
+    "sign_adam_coupled": (ks.SignAdam, PAPER_SIGN_ADAM,
+                          dict(learning_rate=1e-2,
+                               coupled_weight_decay=5e-4)),
+    "sign_adam_corrected": (ks.SignAdam, reference.AdamOfSigns,
+                            dict(learning_rate=1e-2, beta_1=0.85,
+                                 beta_2=0.99, bias_correction=True)),
+    # signADAM++, the paper's Algorithm 3 (the default).
     "sign_adam_pp_hard": (ks.SignAdamPP, reference.SignAdamPP,
                           dict(learning_rate=1e-2, threshold=5e-4)),
+    "sign_adam_pp_defaults": (ks.SignAdamPP, reference.SignAdamPP,
+                              dict(learning_rate=1e-2)),
     "sign_adam_pp_soft": (
         ks.SignAdamPP,
         reference.SignAdamPP,
@@ -46,13 +65,31 @@ CASES = {
         reference.SignAdamPP,
         dict(learning_rate=1e-2, threshold=0.7, threshold_mode="relative"),
     ),
+    # The paper's adaptive confidence (section 6.3), with its beta_2.
+    "sign_adam_pp_adaptive": (
+        ks.SignAdamPP, reference.SignAdamPP,
+        dict(learning_rate=1e-2, threshold_mode="adaptive", beta_1=0.8)),
+    "sign_adam_pp_adaptive_soft": (
+        ks.SignAdamPP, reference.SignAdamPP,
+        dict(learning_rate=1e-2, threshold=0.5, confidence="soft",
+             threshold_mode="adaptive")),
+    "sign_adam_pp_coupled": (ks.SignAdamPP, reference.SignAdamPP,
+                             dict(learning_rate=1e-2,
+                                  coupled_weight_decay=5e-4)),
+    # The rule of 0.5: Adam over the filtered signs, bias-corrected.
+    "sign_adam_pp_second_moment": (
+        ks.SignAdamPP, reference.AdamOfSigns,
+        dict(learning_rate=1e-2, threshold=5e-4, second_moment=True,
+             beta_2=0.99)),
 }
 
-REF_ARGS = {"learning_rate": "lr"}
+# Arguments named otherwise in the references, or (None) not taken there.
+REF_ARGS = {"learning_rate": "lr", "second_moment": None}
 
 
 def reference_kwargs(kwargs):
-    return {REF_ARGS.get(k, k): v for k, v in kwargs.items()}
+    return {REF_ARGS.get(k, k): v for k, v in kwargs.items()
+            if REF_ARGS.get(k, k) is not None}
 
 
 def clipping(dtype_name):
@@ -99,9 +136,12 @@ def test_matches_reference(case, dtype_name, extras):
 
 @pytest.mark.parametrize("case", ["sign_sgd_dead_zone",
                                   "sign_sgd_soft_relative",
+                                  "sign_sgd_adaptive",
                                   "sign_adam_pp_hard",
                                   "sign_adam_pp_soft",
-                                  "sign_adam_pp_relative"])
+                                  "sign_adam_pp_relative",
+                                  "sign_adam_pp_adaptive",
+                                  "sign_adam_pp_second_moment"])
 def test_sparsity_counts_zero_confidence(case):
     cls, ref_cls, kwargs = CASES[case]
     thetas, grads = make_problem(7, np.float32)
@@ -118,11 +158,17 @@ def test_sparsity_counts_zero_confidence(case):
 
 
 
-def test_annealed_beta_1_keeps_exact_bias_correction():
+@pytest.mark.parametrize("second_moment", [False, True])
+def test_annealed_beta_1_matches_reference(second_moment):
+    """beta_1 changed between steps: the momentum uses each step's value,
+    and the second-moment rule's bias correction their product."""
     thetas, grads = make_problem(11, np.float32)
-    optimizer = ks.SignAdamPP(learning_rate=1e-2, threshold=1e-4)
+    optimizer = ks.SignAdamPP(learning_rate=1e-2, threshold=1e-4,
+                              second_moment=second_moment)
     variables = [keras.Variable(th) for th in thetas]
-    refs = [reference.SignAdamPP(lr=1e-2, threshold=1e-4) for _ in thetas]
+    ref_cls = (reference.AdamOfSigns if second_moment
+               else reference.SignAdamPP)
+    refs = [ref_cls(lr=1e-2, threshold=1e-4) for _ in thetas]
     expected = [th.copy() for th in thetas]
     for t, step in enumerate(grads, start=1):
         beta_1 = 0.9 if t <= 4 else 0.5 + 0.03 * t
@@ -140,6 +186,8 @@ EF_CASES = {
     "sign_sgd_dead_zone": CASES["sign_sgd_dead_zone"],
     "sign_adam": CASES["sign_adam"],
     "sign_adam_pp_hard": CASES["sign_adam_pp_hard"],
+    "sign_adam_pp_adaptive": CASES["sign_adam_pp_adaptive"],
+    "sign_adam_pp_second_moment": CASES["sign_adam_pp_second_moment"],
     "sign_adam_pp_soft_relative": (
         ks.SignAdamPP, reference.SignAdamPP,
         dict(learning_rate=1e-2, threshold=0.8, confidence="soft",

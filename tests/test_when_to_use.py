@@ -47,8 +47,8 @@ def test_figure_from_the_committed_runs(tmp_path, capsys):
 def test_state_bytes_follow_the_declared_moments():
     import keras_signadam as ks
 
-    assert when_to_use.state_bytes(ks.SignAdamPP) == 8
-    assert when_to_use.state_bytes(ks.SignAdamPP, "int8") == 2
+    assert when_to_use.state_bytes(ks.SignAdamPP) == 4
+    assert when_to_use.state_bytes(ks.SignAdamPP, "int8") == 1
     assert when_to_use.state_bytes(ks.NovoGrad) == 4
     assert when_to_use.state_bytes(ks.SignSGD) == 0
     rows = {label: (state, wire) for label, state, wire in

@@ -9,7 +9,7 @@ from keras_signadam.callbacks import common
 
 # The default upper bound of the threshold by `threshold_mode` (see the
 # class docstring).
-MAX_THRESHOLDS = {"absolute": 1.0, "relative": 10.0}
+MAX_THRESHOLDS = {"absolute": 1.0, "relative": 10.0, "adaptive": 10.0}
 # A fall of the sparsity smaller than this, while delta was lowered by at
 # least SATURATION_FACTOR, counts as none (see
 # `AdaptiveConfidence._saturated`).
@@ -20,7 +20,9 @@ SATURATION_FACTOR = math.e
 class AdaptiveConfidence(keras.callbacks.Callback):
     """Adapts the signADAM++ confidence threshold delta during training.
 
-    Two mechanisms, each optional, usable together. With no arguments,
+    Three mechanisms, each optional, usable together. The paper's own
+    adaptive method is (c); (a) and (b) are this package's. With no
+    arguments,
     `AdaptiveConfidence()` runs the controller (a) on a rising target, the
     sparsity ramp
 
@@ -65,6 +67,17 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         validation data, the default `val_loss` falls back to `loss` (with
         a warning).
 
+    (c) The paper's adaptive confidence (signADAM++, its section 6.3),
+        with `std_multiplier`: at the start of training the optimizer is
+        switched to `threshold_mode="adaptive"`, in which every step, per
+        tensor, a <- 0.9 a + 0.1 std(g) and delta_t = threshold * a
+        (computed inside the compiled update), and its `threshold` is set
+        to `std_multiplier` (the paper's 0.999). The train function is made
+        again for it. With (a) or (b) as well, those then scale the
+        multiplier, within the bounds below. The same rule without the
+        callback: `SignAdamPP(threshold_mode="adaptive")`, and with
+        decoupled `weight_decay` the paper's signADAM++-AW.
+
     delta is always kept within `[min_threshold, max_threshold]` (a delta of
     0 is started from `min_threshold`, since the multiplicative rule cannot
     leave 0). The upper bound follows the optimizer's `threshold_mode`: an
@@ -72,8 +85,9 @@ class AdaptiveConfidence(keras.callbacks.Callback):
     multiplies the tensor's gradient RMS, and at delta = 10 at most 1% of a
     tensor's components can exceed delta * RMS (Chebyshev's inequality:
     the fraction above k * RMS is at most 1 / k**2), so every target up to
-    0.99 stays reachable. The threshold is an optimizer variable, so
-    nothing re-traces.
+    0.99 stays reachable; an adaptive one multiplies the running standard
+    deviation, and takes the relative mode's bound. The threshold is an
+    optimizer variable, so (a) and (b) re-trace nothing.
     `threshold` and `sparsity` are written into `logs` every epoch, so
     `History`, `CSVLogger` and `TensorBoard` show them (place this callback
     before those). The full series of the controller's observations is kept
@@ -104,8 +118,11 @@ class AdaptiveConfidence(keras.callbacks.Callback):
             "acc", else min).
         min_threshold: Lower bound of delta (> 0). Defaults to `1e-6`.
         max_threshold: Upper bound of delta, or `None`: `1.0` for an
-            absolute threshold, `10.0` for a relative one (see above).
-            Defaults to `None`.
+            absolute threshold, `10.0` for a relative or adaptive one (see
+            above). Defaults to `None`.
+        std_multiplier: `None` (default: (c) off), or the number >= 0 the
+            paper's adaptive threshold multiplies the running gradient
+            standard deviation by (its value: `0.999`).
         verbose: 1 prints plateau changes.
     """
 
@@ -122,9 +139,12 @@ class AdaptiveConfidence(keras.callbacks.Callback):
         mode="auto",
         min_threshold=1e-6,
         max_threshold=None,
+        std_multiplier=None,
         verbose=0,
     ):
         super().__init__()
+        self.std_multiplier = None if std_multiplier is None else (
+            checks.check_non_negative("std_multiplier", std_multiplier))
         if isinstance(target_sparsity, str):
             checks.check_choice("target_sparsity", target_sparsity,
                                 ("ramp",))
@@ -212,6 +232,8 @@ class AdaptiveConfidence(keras.callbacks.Callback):
 
     # -------------------------------------------------------------- hooks
     def on_train_begin(self, logs=None):
+        if self.std_multiplier is not None:
+            self._use_std_threshold()
         self._upper = self.upper_bound()
         self._check_bounds(self._upper)
         if self.target_sparsity is not None:
@@ -230,6 +252,18 @@ class AdaptiveConfidence(keras.callbacks.Callback):
             else (lambda a, b: a > b + self.min_delta)
         )
         self._best = math.inf if minimize else -math.inf
+
+    def _use_std_threshold(self):
+        """(c): the optimizer's adaptive threshold mode at
+        `std_multiplier`; its update traces again."""
+        optimizer = self._optimizer
+        if optimizer.threshold_mode == "adaptive" and math.isclose(
+                common.get_threshold(optimizer), self.std_multiplier,
+                rel_tol=1e-6):
+            return
+        optimizer.set_threshold_mode("adaptive", self.std_multiplier)
+        if getattr(self.model, "train_function", None) is not None:
+            self.model.make_train_function(force=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch

@@ -10,9 +10,11 @@ one strategy object per optimizer, chosen by the `aggregation` argument.
   `tf.distribute`, or on the JAX and PyTorch backends nothing is voted on
   and the update forms its signal from the gradient, as with the sum.
 
-The strategy answers three questions, at the points where they arise:
+The strategy answers four questions, at the points where they arise:
 `aggregate_tf` (which gradients the update receives), `signal` (the
-ternary signal the update rule uses) and `per_replica_signal` (whether each
+ternary signal the update rule uses), `update_input` (the tensor a rule
+that averages the gradient itself, Signum, uses) and
+`per_replica_signal` (whether each
 replica compresses a signal of its own, so that error feedback keeps a
 residual per replica). All read the same fact, the number of replicas in
 sync, so they cannot disagree. A new way to aggregate is one new class
@@ -52,6 +54,11 @@ class ExactSum:
         """``(s, zero indicator)`` of the update rule's ternary signal."""
         return optimizer.compressed_signal(g, raw_gradient, variable)
 
+    def update_input(self, optimizer, g, raw_gradient, variable):
+        """What a rule that averages the gradient (not its signal) takes:
+        the gradient with the coupled decay (`signal_input`)."""
+        return optimizer.signal_input(g, raw_gradient, variable)
+
     def per_replica_signal(self):
         """The sum compresses (if at all) after aggregation: the same
         signal on every replica."""
@@ -80,6 +87,12 @@ class MajorityVote(ExactSum):
             # The vote arrived in place of the gradient: it is the signal.
             return g, _zero_indicator(g)
         return optimizer.compressed_signal(g, raw_gradient, variable)
+
+    def update_input(self, optimizer, g, raw_gradient, variable):
+        if self.votes():
+            # The vote, formed from each replica's signal input.
+            return g
+        return optimizer.signal_input(g, raw_gradient, variable)
 
     def per_replica_signal(self):
         return self.votes()

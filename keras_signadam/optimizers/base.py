@@ -71,6 +71,9 @@ class Capabilities:
     threshold_variable, momentum_variable: the attributes holding the
         hyperparameter variables that callbacks change (the confidence
         threshold; beta_1 or the momentum), or None.
+    coupled_weight_decay: whether it takes `coupled_weight_decay`, the L2
+        term added to the gradient before its signal is formed (the sign
+        family).
     """
 
     moments: tuple = ()
@@ -79,6 +82,7 @@ class Capabilities:
     sparsity: bool = False
     threshold_variable: str = None
     momentum_variable: str = None
+    coupled_weight_decay: bool = False
 
 
 class Optimizer(compat.KerasHooks):
@@ -86,10 +90,14 @@ class Optimizer(compat.KerasHooks):
     `build` and `update_step`."""
 
     capabilities = Capabilities()
+    # Arguments added in 0.6, with the value a config saved by 0.5 (which
+    # lacks them) was trained with (`from_config`).
+    config_defaults_before_0_6 = {}
 
     def __init__(
         self,
         learning_rate,
+        coupled_weight_decay=0.0,
         aggregation="sum",
         error_feedback=False,
         state_dtype=None,
@@ -105,10 +113,23 @@ class Optimizer(compat.KerasHooks):
         loss_scale_factor=None,
         gradient_accumulation_steps=None,
         name=None,
+        moments=None,
         **kwargs,
     ):
         checks.check_learning_rate(learning_rate)
+        # `moments`: the states this instance keeps, where its update rule
+        # is chosen by an argument (`sign_family.py`).
         capabilities = self.capabilities
+        if moments is not None:
+            capabilities = dataclasses.replace(capabilities,
+                                               moments=tuple(moments))
+        coupled_weight_decay = checks.check_non_negative(
+            "coupled_weight_decay", coupled_weight_decay)
+        if coupled_weight_decay and not capabilities.coupled_weight_decay:
+            raise ValueError(
+                f"{type(self).__name__} does not take "
+                "`coupled_weight_decay`. Received: "
+                f"coupled_weight_decay={coupled_weight_decay!r}")
         checks.check_choice("aggregation", aggregation,
                             tuple(aggregation_module.STRATEGIES))
         if aggregation not in capabilities.aggregations:
@@ -158,6 +179,8 @@ class Optimizer(compat.KerasHooks):
             **kwargs,
         )
         hyperparameters.guard_learning_rate(self)
+        self.capabilities = capabilities
+        self.coupled_weight_decay = coupled_weight_decay
         self.jit_compile = jit_compile
         self.state_dtype = state_dtype
         self.aggregation = aggregation
@@ -395,19 +418,48 @@ class Optimizer(compat.KerasHooks):
 
     def signal_input(self, g, raw_gradient, variable):
         """The tensor whose ternary signal the update rule forms (sign
-        family): the gradient; `SignSGD` adds its coupled decay."""
-        return g
+        family): the gradient plus the coupled L2 term
+        ``coupled_weight_decay * theta`` (0 where the gradient is not
+        finite, so such a component gets no signal)."""
+        if not self.coupled_weight_decay:
+            return g
+        return ops.where(
+            ops.isfinite(raw_gradient),
+            g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
+            ops.zeros_like(g),
+        )
 
-    def ternary(self, p):
-        """The ternary signal ``(s, zero indicator)`` of `p`: here
-        sign(p); the optimizers with a confidence function filter it."""
+    def ternary(self, p, variable):
+        """The ternary signal ``(s, zero indicator)`` of `p`, the signal
+        input of `variable`'s gradient: here sign(p); the optimizers with
+        a confidence function filter it. Called once per variable and
+        step (the adaptive threshold advances its state here)."""
         s = ops.sign(p)
         return s, ops.cast(ops.equal(s, 0.0), p.dtype)
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient, as the update rule forms
         it, before error feedback."""
-        return self.ternary(self.signal_input(g, raw_gradient, variable))
+        return self.ternary(self.signal_input(g, raw_gradient, variable),
+                            variable)
+
+    def set_threshold_mode(self, mode, threshold=None):
+        """Switches the confidence threshold to `mode` (see
+        `threshold_mode`), with `threshold` (`None`: the mode's default),
+        for optimizers with a confidence function. Updates made from now
+        on use it; a train function Keras already made keeps the update
+        it traced (`model.make_train_function(force=True)` makes it
+        again, as `AdaptiveConfidence` does)."""
+        arguments = getattr(self, "_confidence", None)
+        if arguments is None:
+            raise ValueError(
+                f"{type(self).__name__} has no confidence threshold; "
+                "`SignAdamPP` and `SignSGD` have one.")
+        if threshold is None:
+            threshold = arguments.default_for(mode)
+        arguments.switch_mode(self, mode, threshold)
+        self.threshold_mode = mode
+        self._release_compiled_updates()
 
     def compressed_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient through the optimizer's
@@ -420,6 +472,13 @@ class Optimizer(compat.KerasHooks):
         the gradient."""
         return self.aggregation_strategy.signal(self, g, raw_gradient,
                                                 variable)
+
+    def averaged_input(self, g, raw_gradient, variable):
+        """What a rule that averages the gradient itself (not its signal)
+        takes, from the aggregation strategy: the gradient with the
+        coupled decay, or the replicas' vote that arrived in its place."""
+        return self.aggregation_strategy.update_input(self, g, raw_gradient,
+                                                      variable)
 
     def record_statistics(self, variable, raw_gradient, zero_confidence=None):
         if self.track_statistics:
@@ -494,6 +553,8 @@ class Optimizer(compat.KerasHooks):
         # than saved into a file that will not load.
         hyperparameters.check_all(self)
         config = super().get_config()
+        if self.capabilities.coupled_weight_decay:
+            config["coupled_weight_decay"] = self.coupled_weight_decay
         config["aggregation"] = self.aggregation
         if self.capabilities.error_feedback:
             config["error_feedback"] = self.error_feedback
@@ -501,3 +562,14 @@ class Optimizer(compat.KerasHooks):
         config["track_statistics"] = self.track_statistics
         config["jit_compile"] = self.jit_compile
         return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        # A saved config (`get_config` always writes the name and the
+        # learning rate) that lacks an argument added in 0.6 was saved by
+        # 0.5, and loads into the rule it was trained with. A partial
+        # config (`"SignAdamPP"` as a string identifier is `{}`) gets the
+        # present defaults.
+        if "name" in config and "learning_rate" in config:
+            config = {**cls.config_defaults_before_0_6, **config}
+        return super().from_config(config, custom_objects=custom_objects)

@@ -12,6 +12,13 @@ For a gradient component g and threshold delta:
   hard rule.
 - relative threshold mode: ``delta`` is multiplied by the tensor's gradient
   RMS, so that one value fits layers whose gradients differ in scale.
+- adaptive threshold mode (signADAM++'s adaptive confidence, the paper's
+  section 6.3): ``delta`` is multiplied by a running average of the
+  tensor's gradient standard deviation, updated at every step before it is
+  used, ``a <- 0.9 a + 0.1 std(g)`` (a starts at 0: the threshold grows
+  to its level over the first tens of steps). `a` is one float32 scalar
+  of state per tensor; where each replica forms a signal of its own (the
+  majority vote), each keeps its own.
 
 Non-finite components have been replaced by zero before these functions run
 (see `base.Optimizer`), so they get zero confidence like any zero gradient.
@@ -26,7 +33,12 @@ from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
 
 CONFIDENCE_KINDS = ("hard", "soft")
-THRESHOLD_MODES = ("absolute", "relative")
+THRESHOLD_MODES = ("absolute", "relative", "adaptive")
+# The decay of the running standard deviation, and the threshold the
+# adaptive mode multiplies it by unless told otherwise (the paper's beta_1
+# and beta_2 of section 6.3).
+STD_DECAY = 0.9
+ADAPTIVE_THRESHOLD = 0.999
 
 # Smallest normal float32: keeps the soft ramp finite when delta is 0.
 _TINY = 1.1754944e-38
@@ -38,6 +50,15 @@ def root_mean_square(g):
     if size == 0:
         return ops.zeros((), g.dtype)
     return reductions.l2_norm(g) / math.sqrt(size)
+
+
+def standard_deviation(g):
+    """Population standard deviation of a float tensor's components."""
+    size = math.prod(g.shape)
+    if size == 0:
+        return ops.zeros((), g.dtype)
+    mean = ops.sum(reductions.row_sums(g)) / size
+    return root_mean_square(g - mean)
 
 
 def effective_threshold(g, threshold, mode):
@@ -67,11 +88,16 @@ def confident_sign(g, threshold, kind="hard", mode="absolute"):
 
 class ConfidenceArguments:
     """The confidence arguments of an optimizer (`threshold`, `confidence`,
-    `threshold_mode`): checked once, held once, configured once."""
+    `threshold_mode`): checked once, held once, configured once, with the
+    state of the adaptive mode. `threshold=None` is `default_threshold`,
+    or `ADAPTIVE_THRESHOLD` in the adaptive mode."""
 
-    def __init__(self, optimizer, threshold, kind, mode):
+    def __init__(self, optimizer, threshold, kind, mode, default_threshold):
         checks.check_choice("confidence", kind, CONFIDENCE_KINDS)
         checks.check_choice("threshold_mode", mode, THRESHOLD_MODES)
+        self._default = default_threshold
+        if threshold is None:
+            threshold = self.default_for(mode)
         if kind == "soft" and optimizer.aggregation == "majority_vote":
             # A soft confidence is not ternary: it has no 2-bit code.
             raise ValueError(
@@ -83,12 +109,42 @@ class ConfidenceArguments:
         self.threshold = optimizer.add_hyperparameter(
             "threshold", threshold, checks.check_non_negative
         )
+        self._stds = None
 
-    def signal(self, optimizer, g):
+    def default_for(self, mode):
+        """The threshold `None` stands for in `mode`."""
+        return ADAPTIVE_THRESHOLD if mode == "adaptive" else self._default
+
+    def build(self, optimizer, var_list):
+        """The adaptive mode's running standard deviations (called last in
+        the optimizer's `build`, so that a mode switched to after it adds
+        them in the same place)."""
+        if self.mode == "adaptive" and self._stds is None:
+            self._stds = optimizer.add_state_variables(
+                var_list, "gradient_std", shape=(), dtype="float32",
+                per_replica=(
+                    optimizer.aggregation_strategy.per_replica_signal()))
+
+    def signal(self, optimizer, p, variable):
         threshold = optimizer.per_update(
-            "threshold", g.dtype,
-            lambda: ops.cast(self.threshold, g.dtype))
-        return confident_sign(g, threshold, self.kind, self.mode)
+            "threshold", p.dtype,
+            lambda: ops.cast(self.threshold, p.dtype))
+        if self.mode != "adaptive":
+            return confident_sign(p, threshold, self.kind, self.mode)
+        a = self._stds[optimizer.variable_index(variable)]
+        a_new = (STD_DECAY * ops.cast(a, p.dtype)
+                 + (1.0 - STD_DECAY) * standard_deviation(p))
+        optimizer.assign(a, ops.cast(a_new, a.dtype))
+        return confident_sign(p, threshold * a_new, self.kind, "absolute")
+
+    def switch_mode(self, optimizer, mode, threshold):
+        """Changes the threshold mode (and sets `threshold`) of an
+        optimizer that may be built; its updates trace again."""
+        checks.check_choice("threshold_mode", mode, THRESHOLD_MODES)
+        self.threshold.assign(threshold)
+        self.mode = mode
+        if optimizer.built:
+            self.build(optimizer, optimizer._trainable_variables)
 
     def config(self):
         return {

@@ -49,6 +49,14 @@ VOTE_ONLY_ERROR_FEEDBACK_DOC = """error_feedback: With
             has no effect. Saving keeps the replicas' mean residual (their
             sum is restored exactly). Defaults to `False`."""
 
+COUPLED_WEIGHT_DECAY_DOC = """coupled_weight_decay: L2 coefficient lambda >= 0
+            whose term lambda * theta is added to the gradient before its
+            sign (and confidence) is taken, as in the paper's runs without
+            decoupled decay (5e-4 there) and the authors' released code.
+            Unlike `weight_decay`, it acts through the sign: a component
+            moves toward 0 only where the decay outweighs its gradient.
+            Defaults to `0.0`."""
+
 SUM_ONLY_AGGREGATION_DOC = """aggregation: How the replicas of a
             `tf.distribute` strategy combine their gradients: only
             `"sum"` (Keras's exact float32 all-reduce), since the update
@@ -106,6 +114,7 @@ BASE_ARGUMENTS_DOC = "\n        ".join(
 
 _TEMPLATES = {
     "{{aggregation_argument}}": AGGREGATION_DOC,
+    "{{coupled_weight_decay_argument}}": COUPLED_WEIGHT_DECAY_DOC,
     "{{sum_aggregation_argument}}": SUM_ONLY_AGGREGATION_DOC,
     "{{error_feedback_argument}}": ERROR_FEEDBACK_DOC,
     "{{vote_error_feedback_argument}}": VOTE_ONLY_ERROR_FEEDBACK_DOC,

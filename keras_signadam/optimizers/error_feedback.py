@@ -79,7 +79,7 @@ class ScaledSign:
         e = optimizer.read_moment(self.residuals, variable, g.dtype)
         finite = ops.isfinite(raw_gradient)
         p = optimizer.signal_input(g, raw_gradient, variable) + e
-        s, _ = optimizer.ternary(p)
+        s, _ = optimizer.ternary(p, variable)
         s = ops.where(finite, s, ops.zeros_like(s))
         a = least_squares_scale(p, s)
         optimizer.write_moments(variable,

@@ -1,7 +1,5 @@
 import keras
-from keras import ops
 
-from keras_signadam import checks
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import confidence as confidence_module
 from keras_signadam.optimizers import docs
@@ -20,7 +18,9 @@ class SignSGD(base.Optimizer):
     with the confidence c(g) of `SignAdamPP` (`confidence="hard"`:
     c = 1[|g| > threshold]; `"soft"`: a ramp from threshold to twice it;
     `threshold_mode="relative"`: the threshold multiplies the tensor's
-    gradient RMS). With `threshold = 0` (default) this is plain SignSGD.
+    gradient RMS; `"adaptive"`: it multiplies a running average of the
+    tensor's gradient standard deviation, signADAM++'s adaptive
+    confidence). With `threshold = 0` (default) this is plain SignSGD.
     With hard confidence, `threshold > 0` and `coupled_weight_decay` it is
     exactly the update rule of the authors' released signADAM++ code: a
     ternary, dead-zone SGD in which components whose gradient is within
@@ -32,11 +32,12 @@ class SignSGD(base.Optimizer):
     Args:
         learning_rate: Step size of every moving component. Defaults to
             `1e-3`.
-        threshold: delta >= 0. Defaults to `0.0`.
+        threshold: delta >= 0. Defaults to `None`: `0.0` in the absolute
+            and relative modes, `0.999` in the adaptive mode.
         confidence: `"hard"` (default) or `"soft"`.
-        threshold_mode: `"absolute"` (default) or `"relative"`.
-        coupled_weight_decay: L2 coefficient added to the gradient before
-            thresholding (as in the released code). Defaults to `0.0`.
+        threshold_mode: `"absolute"` (default), `"relative"` or
+            `"adaptive"`.
+        {{coupled_weight_decay_argument}}
         {{aggregation_argument}}
         {{error_feedback_argument}}
         {{base_arguments}}
@@ -52,12 +53,13 @@ class SignSGD(base.Optimizer):
         error_feedback=("sum", "majority_vote"),
         sparsity=True,
         threshold_variable="threshold",
+        coupled_weight_decay=True,
     )
 
     def __init__(
         self,
         learning_rate=1e-3,
-        threshold=0.0,
+        threshold=None,
         confidence="hard",
         threshold_mode="absolute",
         coupled_weight_decay=0.0,
@@ -78,11 +80,9 @@ class SignSGD(base.Optimizer):
         name=None,
         **kwargs,
     ):
-        coupled_weight_decay = checks.check_non_negative(
-            "coupled_weight_decay", coupled_weight_decay
-        )
         super().__init__(
             learning_rate=learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
             aggregation=aggregation,
             error_feedback=error_feedback,
             state_dtype=state_dtype,
@@ -100,25 +100,21 @@ class SignSGD(base.Optimizer):
             name=name,
             **kwargs,
         )
-        self.coupled_weight_decay = coupled_weight_decay
         self._confidence = confidence_module.ConfidenceArguments(
-            self, threshold, confidence, threshold_mode
-        )
+            self, threshold, confidence, threshold_mode,
+            default_threshold=0.0)
         self.threshold = self._confidence.threshold
         self.confidence = confidence
         self.threshold_mode = threshold_mode
 
-    def signal_input(self, g, raw_gradient, variable):
-        if not self.coupled_weight_decay:
-            return g
-        return ops.where(
-            ops.isfinite(raw_gradient),
-            g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
-            ops.zeros_like(g),
-        )
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._confidence.build(self, var_list)
 
-    def ternary(self, p):
-        return self._confidence.signal(self, p)
+    def ternary(self, p, variable):
+        return self._confidence.signal(self, p, variable)
 
     def update_step(self, gradient, variable, learning_rate):
         g, raw = self.prepare_gradient(gradient, variable)
@@ -131,5 +127,4 @@ class SignSGD(base.Optimizer):
     def get_config(self):
         config = super().get_config()
         config.update(self._confidence.config())
-        config["coupled_weight_decay"] = self.coupled_weight_decay
         return config

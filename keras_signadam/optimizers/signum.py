@@ -15,14 +15,15 @@ class Signum(base.Optimizer):
 
     Update rule for parameter `theta` with gradient `g`:
 
+        g <- g + coupled_weight_decay * theta        (if set)
         m <- momentum * m + (1 - momentum) * g
         theta <- theta - lr * sign(m)
 
-    With `aggregation="majority_vote"` the replicas vote on sign(g) and g
-    above is their vote: the momentum, like all state, stays the same on
-    every replica. One state tensor per variable. Keras's `Lion` differs:
-    it takes the sign of an interpolation with `beta_1` and keeps the state
-    with `beta_2`.
+    With `aggregation="majority_vote"` the replicas vote on sign(g) (with
+    the coupled decay) and g above is their vote: the momentum, like all
+    state, stays the same on every replica. One state tensor per
+    variable. Keras's `Lion` differs: it takes the sign of an
+    interpolation with `beta_1` and keeps the state with `beta_2`.
     `momentum` is held in a validated optimizer variable, so it can be
     annealed during training (`keras_signadam.callbacks.MomentumScheduler`).
 
@@ -31,6 +32,7 @@ class Signum(base.Optimizer):
             `1e-3`.
         momentum: Decay rate beta of the gradient average, in [0, 1).
             Defaults to `0.9`.
+        {{coupled_weight_decay_argument}}
         {{aggregation_argument}}
         {{vote_error_feedback_argument}}
         {{base_arguments}}
@@ -45,12 +47,14 @@ class Signum(base.Optimizer):
         # Only the vote compresses: on one device the momentum averages g.
         error_feedback=("majority_vote",),
         momentum_variable="momentum",
+        coupled_weight_decay=True,
     )
 
     def __init__(
         self,
         learning_rate=1e-3,
         momentum=0.9,
+        coupled_weight_decay=0.0,
         aggregation="sum",
         error_feedback=False,
         state_dtype=None,
@@ -71,6 +75,7 @@ class Signum(base.Optimizer):
         checks.check_beta("momentum", momentum)
         super().__init__(
             learning_rate=learning_rate,
+            coupled_weight_decay=coupled_weight_decay,
             aggregation=aggregation,
             error_feedback=error_feedback,
             state_dtype=state_dtype,
@@ -99,9 +104,8 @@ class Signum(base.Optimizer):
                                           self.capabilities.moments[0])
 
     def update_step(self, gradient, variable, learning_rate):
-        # With `aggregation="majority_vote"` `gradient` is the replicas'
-        # vote on sign(g), which the momentum then averages.
         g, raw = self.prepare_gradient(gradient, variable)
+        g = self.averaged_input(g, raw, variable)
         lr = self.step_size(learning_rate, variable)
         beta, one_minus_beta = self.per_update(
             "momentum", g.dtype, lambda: _with_complement(self.momentum,

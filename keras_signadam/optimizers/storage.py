@@ -26,14 +26,18 @@ The codecs (``state_dtype``):
   ``1 / sqrt(v)`` is steepest.
 
 A new way to store state is one new class with `dtype`, `decode` and
-`encode`, and one entry in `codec_for`.
+`encode`, and one entry in `codec_for`. A codec whose codes are safe only
+for some hyperparameters says so in a method the update rule calls
+(`Int8SquareRoot.check_ratio_decays`).
 """
 
 import dataclasses
 
+import numpy as np
 from keras import ops
 
 from keras_signadam import checks
+from keras_signadam.optimizers import bias_correction
 from keras_signadam.optimizers import low_precision
 
 STATE_DTYPES = ("float32", "bfloat16", "int8")
@@ -125,6 +129,26 @@ class Int8SquareRoot(Int8):
     """The code ``SR(127 sqrt(x / bound))`` of x in [0, bound]."""
 
     square_root = True
+
+    def check_ratio_decays(self, name, beta_1, beta_2):
+        """Refuses decay rates for which Adam's m / sqrt(v), with v stored
+        in these codes, has no finite bound (`bias_correction.py`): 8-bit
+        codes rounded against each other could reach it."""
+        if not bias_correction.bounded_steps(float(np.float32(beta_1)),
+                                             beta_2):
+            raise ValueError(
+                "`state_dtype='int8'` needs beta_1**2 < beta_2, which keeps "
+                "every step bounded when the moments are rounded. Received: "
+                f"{name}={beta_1!r} with beta_2={beta_2!r}")
+
+
+def check_ratio_decays(state_dtype, moment, name, beta_1, beta_2):
+    """The check of the codec that stores `moment` for the decay rates of
+    a ratio m / sqrt(v) (codecs without one accept any)."""
+    check = getattr(codec_for(state_dtype, moment), "check_ratio_decays",
+                    None)
+    if check is not None:
+        check(name, beta_1, beta_2)
 
 
 def codec_for(state_dtype, moment):

@@ -51,6 +51,13 @@ FACTORIES = {
     "SignAdamPP relative": lambda: ks.SignAdamPP(
         1e-2, threshold=0.5, threshold_mode="relative",
         aggregation="majority_vote", track_statistics=True),
+    "SignAdamPP adaptive": lambda: ks.SignAdamPP(
+        1e-2, threshold_mode="adaptive", aggregation="majority_vote"),
+    "SignAdamPP second moment": lambda: ks.SignAdamPP(
+        1e-2, threshold=5e-4, second_moment=True,
+        aggregation="majority_vote"),
+    "Signum coupled": lambda: ks.Signum(1e-2, coupled_weight_decay=0.1,
+                                        aggregation="majority_vote"),
     # Each replica with its own residual.
     "SignAdamPP EF": lambda: ks.SignAdamPP(1e-2, threshold=5e-4,
                                            aggregation="majority_vote",
