@@ -75,3 +75,17 @@ class CompressedMomentumAdam(keras.optimizers.Optimizer):
         config.update(beta_1=self.beta_1, beta_2=self.beta_2,
                       epsilon=self.epsilon, warmup_steps=self.warmup_steps)
         return config
+
+
+class AdamL2(keras.optimizers.Adam):
+    """Adam with coupled L2, as PyTorch's `Adam(weight_decay=l2)` and the
+    paper's non-AW runs: the gradient is g + l2 * theta before Adam sees
+    it (Keras's Adam has only the decoupled form)."""
+
+    def __init__(self, learning_rate=1e-3, l2=5e-4, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.l2 = l2
+
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = gradient + self.l2 * ops.cast(variable, gradient.dtype)
+        super().update_step(gradient, variable, learning_rate)

@@ -9,6 +9,11 @@ chose 10x for most optimizers and never 0.1x: the grid moved up.)
 
 `CANDIDATES` are the SignAdamPP settings a recommendation is chosen from,
 leave-one-task-out (`summary.leave_one_task_out`).
+
+The names "SignAdamPP ..." and "SignAdam" are the rules these classes had
+up to 0.5 (`second_moment=True`, `bias_correction=True`), under the names
+the committed runs gave them; the paper's rules, the defaults since 0.6,
+go by the paper's names ("signADAM++", "signADAM", `PAPER` below).
 """
 
 import keras
@@ -19,15 +24,21 @@ from benchmarks.quality import experimental
 FACTORS = (0.3, 1.0, 3.0, 10.0, 30.0)
 QUICK_FACTORS = (0.3, 1.0, 3.0)
 
+
+def _pp(lr, **kwargs):
+    """SignAdamPP with the bias-corrected second moment of 0.5."""
+    return ks.SignAdamPP(lr, second_moment=True, **kwargs)
+
+
 # name -> (default learning rate, factory(learning_rate or schedule)).
 OPTIMIZERS = {
-    "SignAdamPP": (1e-3, lambda lr: ks.SignAdamPP(lr)),
+    "SignAdamPP": (1e-3, lambda lr: _pp(lr)),
     # The recommended setting (see the README's "Does it help?"): chosen
     # from the variants below, where it was the best or level on every
     # task (`benchmarks/results/variants/quality.md`).
-    "SignAdamPP recipe": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP recipe": (1e-3, lambda lr: _pp(
         lr, threshold=0.25, threshold_mode="relative", confidence="soft")),
-    "SignAdam": (1e-3, lambda lr: ks.SignAdam(lr)),
+    "SignAdam": (1e-3, lambda lr: ks.SignAdam(lr, bias_correction=True)),
     "Signum": (1e-3, lambda lr: ks.Signum(lr)),
     "NovoGrad": (1e-3, lambda lr: ks.NovoGrad(lr)),
     "Adam": (1e-3, lambda lr: keras.optimizers.Adam(lr)),
@@ -41,9 +52,9 @@ OPTIMIZERS = {
                           keras.optimizers.ScheduleFreeAdamW(lr)),
     # Error feedback on one device (SPEC 3.6), on the defaults and on the
     # recipe.
-    "SignAdamPP EF": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP EF": (1e-3, lambda lr: _pp(
         lr, error_feedback=True)),
-    "SignAdamPP recipe EF": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP recipe EF": (1e-3, lambda lr: _pp(
         lr, threshold=0.25, threshold_mode="relative", confidence="soft",
         error_feedback=True)),
     # The other form error feedback takes with adaptive methods: 1-bit
@@ -54,10 +65,10 @@ OPTIMIZERS = {
                                    lr, warmup_steps=max(
                                        1, int(WARM_UP_FRACTION
                                               * total_steps)))),
-    "SignAdamPP beta_2=0.99": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP beta_2=0.99": (1e-3, lambda lr: _pp(
         lr, beta_2=0.99)),
     # The relative hard threshold at half the first recipe's 0.5.
-    "SignAdamPP relative 0.25": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP relative 0.25": (1e-3, lambda lr: _pp(
         lr, threshold=0.25, threshold_mode="relative")),
 }
 
@@ -70,19 +81,45 @@ CANDIDATES = ("SignAdamPP", "SignAdamPP recipe", "SignAdamPP beta_2=0.99",
 # `--optimizers`. They are not part of the default comparison.
 VARIANTS = {
     # The recipe's setting; the recipe before it was relative 0.5, hard.
-    "SignAdamPP relative soft": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP relative soft": (1e-3, lambda lr: _pp(
         lr, threshold=0.25, threshold_mode="relative", confidence="soft")),
-    "SignAdamPP bfloat16 state": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP bfloat16 state": (1e-3, lambda lr: _pp(
         lr, state_dtype="bfloat16")),
-    "SignAdamPP int8 state": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP int8 state": (1e-3, lambda lr: _pp(
         lr, state_dtype="int8")),
     # Decoupled weight decay at AdamW's default rate.
-    "SignAdamPP weight decay": (1e-3, lambda lr: ks.SignAdamPP(
+    "SignAdamPP weight decay": (1e-3, lambda lr: _pp(
         lr, weight_decay=0.004)),
     # No filtering for the first epochs (see CALLBACKS).
-    "SignAdamPP warm-up": (1e-3, lambda lr: ks.SignAdamPP(lr)),
+    "SignAdamPP warm-up": (1e-3, lambda lr: _pp(lr)),
 }
 OPTIMIZERS.update(VARIANTS)
+
+# The paper's rules (SPEC 3.3-3.4), the package's defaults since 0.6, and
+# the paper's set-up (`benchmarks/paper`): regularization 5e-4, coupled
+# into the gradient (L2) for every method but the two AW ones, which decay
+# the weights by it, decoupled (Keras's form: theta -= lr * 5e-4 * theta).
+PAPER_DECAY = 5e-4
+PAPER = {
+    "signADAM++": (1e-3, lambda lr: ks.SignAdamPP(lr)),
+    "signADAM++ adaptive": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, threshold_mode="adaptive")),
+    "signADAM": (1e-3, lambda lr: ks.SignAdam(lr)),
+    "Adam L2": (1e-3, lambda lr: experimental.AdamL2(lr, l2=PAPER_DECAY)),
+    "AdamW 5e-4": (1e-3, lambda lr: keras.optimizers.AdamW(
+        lr, weight_decay=PAPER_DECAY)),
+    "SIGN-SGD L2": (1e-3, lambda lr: ks.SignSGD(
+        lr, coupled_weight_decay=PAPER_DECAY)),
+    "Signum L2": (1e-3, lambda lr: ks.Signum(
+        lr, coupled_weight_decay=PAPER_DECAY)),
+    "signADAM L2": (1e-3, lambda lr: ks.SignAdam(
+        lr, coupled_weight_decay=PAPER_DECAY)),
+    "signADAM++ L2": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, coupled_weight_decay=PAPER_DECAY)),
+    "signADAM++-AW": (1e-3, lambda lr: ks.SignAdamPP(
+        lr, threshold_mode="adaptive", weight_decay=PAPER_DECAY)),
+}
+OPTIMIZERS.update(PAPER)
 
 WARM_UP_EPOCHS = 2
 # 1-bit Adam's warm-up, as a fraction of the run (its authors use 15-25%).
@@ -98,11 +135,12 @@ CALLBACKS = {
     "SignAdamPP warm-up": lambda: [
         ks.callbacks.ConfidenceScheduler(_warm_up)],
 }
-DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS]
+DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS and n not in PAPER]
 
 OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad",
         "SignAdamPP EF", "SignAdamPP recipe EF", "SignAdamPP beta_2=0.99",
-        "SignAdamPP relative 0.25", *VARIANTS)
+        "SignAdamPP relative 0.25", *VARIANTS,
+        *(n for n in PAPER if not n.startswith("Adam")))
 
 
 def learning_rates(name, factors=FACTORS):
@@ -111,11 +149,17 @@ def learning_rates(name, factors=FACTORS):
 
 
 def make(name, learning_rate, schedule, total_steps):
-    """The optimizer `name` at `learning_rate`, constant or with cosine
-    decay to 0 over `total_steps`."""
+    """The optimizer `name` at `learning_rate`, constant, with cosine
+    decay to 0 over `total_steps`, or with the paper's step decay (x0.1 at
+    50% and 83% of the steps)."""
     if schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(
             learning_rate, decay_steps=total_steps)
+    elif schedule == "step":
+        # The paper's decay (its code: x0.1 at epochs 150 and 250 of 300).
+        learning_rate = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [int(0.5 * total_steps), int(0.83 * total_steps)],
+            [learning_rate, learning_rate * 0.1, learning_rate * 0.01])
     elif schedule != "constant":
         raise ValueError(f"Unknown schedule {schedule!r}")
     factory = OPTIMIZERS[name][1]

@@ -86,15 +86,23 @@ def _test_accuracy_recorder(x, y):
     return TestAccuracy()
 
 
-def run(spec):
+def task_named(name):
+    """A task of the quality benchmark or of the paper's reproduction."""
+    from benchmarks.paper.tasks import TASKS as PAPER_TASKS
     from benchmarks.quality.tasks import TASKS
+
+    return {**TASKS, **PAPER_TASKS}[name]
+
+
+def run(spec):
     from keras_signadam.comparison.training import train_and_evaluate
 
-    task = TASKS[spec["task"]]
+    task = task_named(spec["task"])
     train, val, test = _data(task, spec["fraction"])
     steps = -(-len(train[0]) // task.batch_size) * spec["epochs"]
     callbacks = _callbacks(spec)
-    if spec.get("study"):
+    test_curve = spec.get("study") or spec.get("test_curve")
+    if test_curve:
         tested = _test_accuracy_recorder(*test)
         callbacks.append(tested)
     outcome = train_and_evaluate(
@@ -117,8 +125,9 @@ def run(spec):
         accuracy=rounded(history["accuracy"]),
         seconds_per_epoch=round(outcome.seconds_per_epoch, 4),
     )
-    if spec.get("study"):
+    if test_curve:
         record["test_accuracy_per_epoch"] = rounded(tested.values)
+    if spec.get("study"):
         record["sparsity"] = rounded(outcome.sparsity)
         threshold = getattr(outcome.model.optimizer, "threshold", None)
         if "threshold" in history:
