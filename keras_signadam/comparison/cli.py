@@ -6,7 +6,12 @@ takes any tensorflow_datasets image classification name.
 
 Arguments are parsed and checked before TensorFlow is imported, so `--help`,
 `--version` and mistakes answer at once. Results are written after each
-optimizer finishes; an interrupt keeps what finished.
+optimizer finishes; an interrupt keeps what finished. An optional output
+that fails (see `_Outputs`) costs only itself, with one warning line.
+
+Exit status: 0 all done; 1 the data could not be loaded; 2 bad input; 3
+every optimizer finished but an output is missing or was written
+elsewhere (the warnings say which); 130 interrupted.
 """
 
 import argparse
@@ -15,11 +20,17 @@ import math
 import os
 import signal
 import sys
+import tempfile
 
 from keras_signadam.comparison import choices
 from keras_signadam.version import __version__
 
 PROGRAM = "keras-signadam"
+EXIT_STATUSES = (
+    "exit status: 0 done; 1 the data could not be loaded; 2 bad input; 3 "
+    "every optimizer finished but an output (results.json, curves.png) is "
+    "missing or was written elsewhere, as a warning says; 130 "
+    "interrupted")
 FLOAT32_MAX = 3.4028234663852886e38
 RESULT_FILES = ("results.json", "curves.png")
 
@@ -84,6 +95,7 @@ def build_parser():
                     "`compare` is the default command: "
                     f"`{PROGRAM} --epochs 5` runs `{PROGRAM} compare "
                     "--epochs 5`.",
+        epilog=EXIT_STATUSES,
     )
     parser.add_argument("--version", action="version",
                         version=f"{PROGRAM} {__version__}")
@@ -96,6 +108,7 @@ def build_parser():
         "compare", help="train one model with several optimizers",
         description="Train the same model with each optimizer; print a "
                     "table and write results.json and curves.png.",
+        epilog=EXIT_STATUSES,
     )
     run.add_argument(
         "--dataset", default="digits",
@@ -213,51 +226,148 @@ def _load(name, seed, data_dir):
     return data, f"{name} (tensorflow_datasets)"
 
 
-class _Saver:
-    """Writes results.json (atomically) and curves.png after each
-    optimizer; creates the output folder on the first write."""
+class _Outputs:
+    """results.json (written atomically) and curves.png, after each
+    optimizer; the output folder is created on the first write.
 
-    def __init__(self, args, model_name):
+    A part that fails costs only its own output, with one warning line,
+    and training goes on: matplotlib that fails to import or to draw
+    costs curves.png; an output folder that can no longer be written
+    (read-only, full) sends both files to a new temporary folder from
+    then on, so no finished result is lost."""
+
+    def __init__(self, args, model_name=None):
         self.args, self.model_name = args, model_name
-        self.saved = 0
-        self.png = None
+        self.folder = args.output
+        self.results = {}
+        self.saved = 0          # results in self.folder/results.json
+        self.png = None         # curves.png of every result, when drawn
+        self.failed = []        # what a warning line was given for
+        self._plots = None
 
     def __call__(self, results):
-        from keras_signadam.comparison import runner
-
-        args = self.args
-        os.makedirs(args.output, exist_ok=True)
-        runner.write_json(
-            results, os.path.join(args.output, "results.json"),
-            dataset=args.dataset, model=self.model_name, epochs=args.epochs,
-            batch_size=args.batch_size, seed=args.seed,
-            complete=len(results),
-        )
-        self.saved = len(results)
         self.results = dict(results)
-        self.png = None
+        self._in_folder(self._write_json)
         self.plot()
 
+    def _write_json(self, folder):
+        from keras_signadam.comparison import runner
+
+        os.makedirs(folder, exist_ok=True)
+        args = self.args
+        runner.write_json(
+            self.results, os.path.join(folder, "results.json"),
+            dataset=args.dataset, model=self.model_name, epochs=args.epochs,
+            batch_size=args.batch_size, seed=args.seed,
+            complete=len(self.results))
+        self.saved = len(self.results)
+
+    def _in_folder(self, write):
+        """`write(folder)`; when the folder refuses it, once, the same in
+        a new temporary folder, which takes every later write."""
+        try:
+            write(self.folder)
+            return True
+        except OSError as error:
+            if self.folder != self.args.output:
+                self._warn("fallback", f"could not write to {self.folder}/ "
+                           f"either ({_reason(error)}); the table holds "
+                           "the results")
+                return False
+            self.folder = tempfile.mkdtemp(prefix="keras-signadam-")
+            self._warn("folder", f"could not write to {self.args.output}/ "
+                       f"({_reason(error)}); writing results.json and "
+                       f"curves.png to {self.folder}/ instead")
+            self.saved = 0
+        return self._in_folder(write)
+
+    def _warn(self, what, message):
+        if what not in self.failed:
+            warn(message)
+            self.failed.append(what)
+
     def plot(self):
-        if not plots_available():
+        self.png = None
+        plots = self._plotting()
+        if plots is None:
             return
-        from keras_signadam.comparison import plots
 
-        png = os.path.join(self.args.output, "curves.png")
-        plots.plot_curves(self.results, png,
-                          title=f"{self.args.dataset}, {self.model_name}")
-        self.png = png
+        def draw(folder):
+            png = os.path.join(folder, "curves.png")
+            plots.plot_curves(self.results, png, title=f"{self.args.dataset}"
+                              f", {self.model_name}")
+            self.png = png
+
+        try:
+            self._in_folder(draw)
+        except Exception as error:  # a broken matplotlib fails any way
+            self._warn("plot", f"could not draw curves.png "
+                       f"({_reason(error)}); the results are kept")
+
+    def check_plotting(self):
+        self._plotting()
+
+    def _plotting(self):
+        """The plotting module, or None: matplotlib is not installed (a
+        choice: the `plots` extra), or it failed to import (a warning)."""
+        if self._plots is None:
+            self._plots = _import_plots()
+            if isinstance(self._plots, str):
+                self._warn("plot", f"no curves.png: {self._plots}; the "
+                           "results are kept")
+        return None if isinstance(self._plots, (str, bool)) else self._plots
+
+    @property
+    def plots_installed(self):
+        return self._plots is not False
+
+    @property
+    def status(self):
+        """0 when every output was written where asked (curves.png is not
+        one without matplotlib); 3 when one is missing or elsewhere."""
+        return 3 if self.failed else 0
 
 
-def plots_available():
-    """Whether matplotlib (the `plots` extra) can be imported; without it
-    every optimizer still trains and the plot is skipped."""
+def _import_plots():
+    """The plots module; False when matplotlib is not installed; the
+    reason, when it is installed but fails to import. A matplotlib that
+    fails is then hidden (as if not installed): Keras imports
+    matplotlib.pyplot when it starts, and fails with it unless the import
+    raises ImportError."""
     import importlib.util
 
     try:
-        return importlib.util.find_spec("matplotlib") is not None
-    except (ImportError, ValueError):  # a stub module, as in tests
+        if importlib.util.find_spec("matplotlib") is None:
+            return False
+    except (ImportError, ValueError):  # a stub module
         return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot  # noqa: F401
+
+        from keras_signadam.comparison import plots
+    except Exception as error:
+        for name in [n for n in sys.modules
+                     if n == "matplotlib" or n.startswith("matplotlib.")]:
+            sys.modules[name] = None
+        sys.modules["matplotlib"] = None
+        return f"matplotlib failed to import ({_reason(error)})"
+    return plots
+
+
+def _reason(error):
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else (
+        type(error).__name__)
+
+
+def warn(message):
+    sys.stderr.write(f"{PROGRAM}: warning: {message}\n")
+    sys.stderr.flush()
 
 
 class _Interrupt:
@@ -296,6 +406,8 @@ class _Interrupt:
 
 def main(argv=None):
     args, names = _parse(argv)
+    outputs = _Outputs(args)
+    outputs.check_plotting()  # before Keras imports matplotlib
     with _quiet_startup():
         from keras_signadam.comparison import models
         from keras_signadam.comparison import runner
@@ -307,7 +419,7 @@ def main(argv=None):
     print(f"Dataset: {description}, {len(x_train)} train / {len(x_test)} "
           f"test images of shape {x_train.shape[1:]}; model {model_name}, "
           f"{args.epochs} epochs, batch {args.batch_size}", flush=True)
-    saver = _Saver(args, model_name)
+    outputs.model_name = model_name
     interrupt = _Interrupt()
 
     def printer(line):
@@ -320,28 +432,29 @@ def main(argv=None):
                 data, names, epochs=args.epochs, batch_size=args.batch_size,
                 learning_rates=args.learning_rates, seed=args.seed,
                 model_fn=models.MODELS[model_name], printer=printer,
-                on_result=saver, callbacks=[interrupt.callback()],
+                on_result=outputs, callbacks=[interrupt.callback()],
             )
     except KeyboardInterrupt:
-        if saver.saved and saver.png is None:
-            saver.plot()  # the interrupt came while it was being drawn
-        if saver.saved:
-            print(f"\nInterrupted: kept the results of the {saver.saved} "
-                  f"optimizer(s) that finished in {args.output}/",
-                  flush=True)
+        if outputs.results and outputs.png is None:
+            outputs.plot()  # the interrupt came while it was being drawn
+        if outputs.saved:
+            print(f"\nInterrupted: kept the results of the "
+                  f"{outputs.saved} optimizer(s) that finished in "
+                  f"{outputs.folder}/", flush=True)
         else:
             print("\nInterrupted before any optimizer finished; nothing "
                   "written.", flush=True)
         return 130
     print()
     print(runner.format_table(results))
-    print(f"\nWrote {os.path.join(args.output, 'results.json')}")
-    if saver.png:
-        print(f"Wrote {saver.png}")
-    else:
+    if outputs.saved == len(results):
+        print(f"\nWrote {os.path.join(outputs.folder, 'results.json')}")
+    if outputs.png:
+        print(f"Wrote {outputs.png}")
+    elif not outputs.plots_installed:
         print("matplotlib is not installed: no curves.png "
               "(install the package with its 'plots' extra)")
-    return 0
+    return outputs.status
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ PROBE_SECONDS = 5.0
 
 
 def _arrays(dataset):
-    import tensorflow_datasets as tfds
-
+    tfds = _tfds()
     images, labels = [], []
     for x, y in tfds.as_numpy(dataset.batch(4096)):
         images.append(x)
@@ -32,10 +31,25 @@ def _can_download(host=None):
         return False
 
 
+def _tfds():
+    """tensorflow_datasets, or a `DatasetError` that says it is missing or
+    broken (it is imported only for a tfds data set)."""
+    try:
+        import tensorflow_datasets as tfds
+    except Exception as error:
+        text = (str(error).strip().splitlines() or [""])[0]
+        raise errors.DatasetError(
+            "tensorflow_datasets, which loads every data set but the "
+            f"bundled digits, failed to import ({type(error).__name__}: "
+            f"{text}); install or repair it (the package's 'compare' "
+            "extra), or use --dataset digits") from error
+    return tfds
+
+
 def _builder(name, data_dir):
     import logging
 
-    import tensorflow_datasets as tfds
+    tfds = _tfds()
 
     # Looking for prepared data, tfds warns about version folders that do
     # not exist; the program's own line says what is missing instead.
