@@ -3,7 +3,8 @@
 Keras picks its backend when it is first imported, from `KERAS_BACKEND`.
 Every update in this package is written with `keras.ops`, so the same
 optimizers run under `jax.jit` in Keras's JAX trainer and eagerly in its
-PyTorch trainer. The last run adds `AdaptiveConfidence()` and int8 state.
+PyTorch trainer. The last runs add `AdaptiveConfidence()` and int8 state,
+and a `Hybrid` with Adam on the output layer and the biases.
 
     python examples/other_backends.py --backend jax [--epochs 8]
     python examples/other_backends.py --backend torch
@@ -33,6 +34,8 @@ def main(epochs):
         ("SignAdamPP + AdaptiveConfidence",
          ks.SignAdamPP(learning_rate=2e-3, state_dtype="int8"),
          [ks.callbacks.AdaptiveConfidence()]),
+        ("Hybrid", ks.Hybrid(ks.SignAdamPP(learning_rate=2e-3),
+                             keras.optimizers.Adam(learning_rate=1e-3)), []),
     ]:
         keras.utils.set_random_seed(0)
         model = models.mlp(x_train.shape[1:], 10)

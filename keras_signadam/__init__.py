@@ -15,6 +15,7 @@ import sys
 from keras_signadam.version import __version__
 
 _EXPORTS = {
+    "Hybrid": "keras_signadam.optimizers",
     "NovoGrad": "keras_signadam.optimizers",
     "SignAdam": "keras_signadam.optimizers",
     "SignAdamPP": "keras_signadam.optimizers",

@@ -314,3 +314,26 @@ def run(reference_factory, thetas, grads, dtype, clipnorm=None,
             new.append(store(ref.step(theta, g, t), dtype))
         thetas = new
     return thetas, refs
+
+
+class Adam:
+    """Keras's Adam (Kingma & Ba, 2015, with the "epsilon hat" of their
+    section 2, as Keras documents it):
+
+        m = b1 m + (1 - b1) g,  v = b2 v + (1 - b2) g**2
+        theta -= lr sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)
+    """
+
+    def __init__(self, lr=1e-3, beta_1=0.9, beta_2=0.999, epsilon=1e-7):
+        self.lr, self.b1, self.b2, self.eps = lr, beta_1, beta_2, epsilon
+        self.m = self.v = None
+
+    def step(self, theta, g, t):
+        g = np.asarray(g, f32)
+        if self.m is None:
+            self.m, self.v = np.zeros_like(g), np.zeros_like(g)
+        b1, b2 = f32(self.b1), f32(self.b2)
+        self.m = self.m + (g - self.m) * (f32(1) - b1)
+        self.v = self.v + (g * g - self.v) * (f32(1) - b2)
+        alpha = f32(self.lr * np.sqrt(1 - self.b2 ** t) / (1 - self.b1 ** t))
+        return theta - alpha * self.m / (np.sqrt(self.v) + f32(self.eps))

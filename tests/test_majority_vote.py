@@ -98,6 +98,8 @@ CASES = {
                                  dict(threshold=5e-4)),
     "Signum coupled": (lambda: ref.Signum(LR),
                        dict(coupled_weight_decay=0.1)),
+    # The matrix votes; the vector's float32 sum goes to Keras's Adam.
+    "Hybrid": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
     # Each replica feeds back its own residual (SPEC 3.6).
     "SignAdamPP EF": (lambda: ref.SignAdamPP(LR), dict(threshold=5e-4)),
     "Signum EF": (lambda: ref.Signum(LR), {}),
@@ -188,6 +190,8 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
                 for _ in thetas] for _ in range(replicas)]
     if name in FEEDBACK:
         signals = [[ref.ErrorFeedback(s) for s in row] for row in signals]
+    if name == "Hybrid":
+        references[1] = ref.Adam(LR)
     thetas = [ref.store(theta, np_dtype) for theta in thetas]
     steps = []
     for t in range(STEPS):
@@ -195,6 +199,15 @@ def expected_thetas(name, replicas, dtype, thetas, grads):
         for i, (theta, reference) in enumerate(zip(thetas, references)):
             # The replicas receive their shares in the variables' dtype
             # (a NaN stays NaN).
+            if isinstance(reference, ref.Adam):
+                # Each replica's share, non-finite components zeroed,
+                # summed in float32.
+                total = np.sum([ref.clean(ref.store(s, np_dtype))
+                                for s in grads[i][t]], axis=0,
+                               dtype=np.float32)
+                new.append(ref.store(reference.step(theta, total, t + 1),
+                                     np_dtype))
+                continue
             shares = [signals[r][i].signal(theta, ref.store(s, np_dtype))
                       for r, s in enumerate(grads[i][t])]
             vote = ref.majority_vote(shares)
@@ -266,6 +279,15 @@ def test_vote_and_update_match_numpy_reference(voted_steps, case):
         # Statistics count the zero votes of the last step.
         assert float(out[f"{key}/sparsity"]) == pytest.approx(zero_votes)
     calls = json.loads(str(out[f"{key}/calls"]))
+    if name == "Hybrid":
+        # The vector's float32 all-reduce beside the matrix's votes, whose
+        # words hold its components only.
+        floats = [c for c in calls if c["dtypes"] == ["float32"]]
+        assert {c["collective"] for c in floats} == {"all_reduce"}
+        assert all(c["sent"] == 4 * 301 for c in floats)
+        calls = [c for c in calls if c not in floats]
+        per_word = 32 // (2 if collective == "all_gather" else 4)
+        assert all(c["sent"] == 4 * -(-37 * 29 // per_word) for c in calls)
     assert {c["collective"] for c in calls} == {collective}
     assert all(c["dtypes"] == ["int32"] for c in calls)
 
@@ -313,7 +335,8 @@ def test_collectives_move_8_to_16x_fewer_bytes(voted_steps, replicas,
 
 def test_fit_keeps_replicas_identical_and_resumes(voted_steps):
     rows = voted_steps[1]["fit"]
-    assert [r["optimizer"] for r in rows] == ["SignAdamPP", "SignAdamPP EF"]
+    assert [r["optimizer"] for r in rows] == ["SignAdamPP", "SignAdamPP EF",
+                                              "Hybrid"]
     for row in rows:
         assert row["copies"] == row["replicas"] == FIT_REPLICAS
         assert row["spread"] == 0.0, row

@@ -9,8 +9,14 @@ from keras_signadam.optimizers import hyperparameters
 
 
 def unwrap(optimizer):
-    """The optimizer inside a `LossScaleOptimizer`, or the optimizer."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
+    """The optimizer whose hyperparameters the callbacks change: the one
+    inside a `LossScaleOptimizer`, the sign optimizer of a `Hybrid`, or
+    the optimizer."""
+    for attribute in ("inner_optimizer", "sign_optimizer"):
+        inner = getattr(optimizer, attribute, None)
+        if inner is not None:
+            return unwrap(inner)
+    return optimizer
 
 
 def declared_variable(optimizer, capability):

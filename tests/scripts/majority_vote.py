@@ -64,6 +64,10 @@ FACTORIES = {
                                            error_feedback=True),
     "Signum EF": lambda: ks.Signum(1e-2, aggregation="majority_vote",
                                    error_feedback=True),
+    # The vote on the matrix only; the vector's float32 sum to Adam.
+    "Hybrid": lambda: ks.Hybrid(
+        ks.SignAdamPP(1e-2, threshold=5e-4, aggregation="majority_vote"),
+        keras.optimizers.Adam(1e-2), adaptive="vectors"),
     # The exact float32 sum, for the bytes it moves.
     "SignAdamPP sum": lambda: ks.SignAdamPP(1e-2, threshold=5e-4),
 }
@@ -75,13 +79,27 @@ COMPILED = ("SignAdamPP", "SignAdamPP EF")
 
 def make(name):
     optimizer = FACTORIES[name]()
-    optimizer.jit_compile = name in COMPILED
+    getattr(optimizer, "sign_optimizer", optimizer).jit_compile = (
+        name in COMPILED)
     return optimizer
 
 
 def strategy_for(replicas):
     return tf.distribute.MirroredStrategy(
         [f"/cpu:{i}" for i in range(replicas)])
+
+
+_STEP_STRATEGIES = {}
+
+
+def step_strategy(replicas):
+    """One strategy for every case and fit of a replica count: a new
+    strategy numbers its collectives from the start again, and TensorFlow
+    refuses a number an earlier case used for a float all-reduce of
+    another shape (the hybrid's, the exact sum's)."""
+    if replicas not in _STEP_STRATEGIES:
+        _STEP_STRATEGIES[replicas] = strategy_for(replicas)
+    return _STEP_STRATEGIES[replicas]
 
 
 class CollectiveLog:
@@ -124,7 +142,7 @@ def run_steps(case, arrays, log):
     dtype = str(arrays[f"{case}/dtype"])
     steps = int(arrays[f"{case}/steps"])
     majority_vote.collective_for = lambda r, components=0: collective
-    strategy = strategy_for(replicas)
+    strategy = step_strategy(replicas)
     with strategy.scope():
         variables = [keras.Variable(arrays[f"{case}/theta{i}"], dtype=dtype)
                      for i in range(2)]
@@ -156,14 +174,14 @@ def run_steps(case, arrays, log):
             [tf.cast(c, "float64").numpy() for c in copies])
     out[f"{case}/optimizer_paths"] = np.array(
         [v.path for v in optimizer.variables])
-    if optimizer.track_statistics:
+    if getattr(optimizer, "sign_optimizer", optimizer).track_statistics:
         out[f"{case}/sparsity"] = np.array(optimizer.sparsity)
     return out
 
 
 # Resumed exactly, and resumed with per-replica residuals as their mean
 # (the other optimizers' votes and updates are checked step by step).
-FIT_OPTIMIZERS = ("SignAdamPP", "SignAdamPP EF")
+FIT_OPTIMIZERS = ("SignAdamPP", "SignAdamPP EF", "Hybrid")
 
 
 def residuals(optimizer):
@@ -191,7 +209,7 @@ def fit_rows(replicas):
                 for c in getattr(v.value, "values", (v.value,))]
 
     rows = []
-    strategy = strategy_for(replicas)
+    strategy = step_strategy(replicas)
     for name in FIT_OPTIMIZERS:
         with strategy.scope():
             keras.utils.set_random_seed(0)
@@ -206,9 +224,9 @@ def fit_rows(replicas):
             path = os.path.join(folder, "model.keras")
             model.save(path)
             losses = first + fit(model, 2, initial_epoch=1)
-            # Resumed under a fresh strategy from the file: the same run
-            # (per-replica residuals come back as their mean).
-            with strategy_for(replicas).scope():
+            # Resumed from the file: the same run (per-replica residuals
+            # come back as their mean).
+            with strategy.scope():
                 resumed = keras.models.load_model(path)
             loaded_residuals = residuals(resumed.optimizer)
             fit(resumed, 2, initial_epoch=1)
@@ -232,7 +250,9 @@ def fit_rows(replicas):
         } for saved, loaded in zip(saved_residuals, loaded_residuals)]
         rows.append({"optimizer": name, "replicas": replicas,
                      "copies": len(copies(model.weights[0])),
-                     "aggregation": resumed.optimizer.aggregation,
+                     "aggregation": getattr(
+                         resumed.optimizer, "sign_optimizer",
+                         resumed.optimizer).aggregation,
                      "spread": spread, "resume_difference": resume_difference,
                      "residuals": residual_rows, "loss": losses})
     return rows
