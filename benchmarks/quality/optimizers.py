@@ -121,6 +121,45 @@ PAPER = {
 }
 OPTIMIZERS.update(PAPER)
 
+
+def _hybrid(sign, adaptive):
+    return ks.Hybrid(sign, adaptive)
+
+
+# A sign rule on most variables, Keras's Adam on the output layer and the
+# vectors (`ks.Hybrid`'s default), both parts at the swept rate.
+HYBRIDS = {
+    "Hybrid signADAM++": (1e-3, lambda lr: _hybrid(
+        ks.SignAdamPP(lr), keras.optimizers.Adam(lr))),
+    "Hybrid signADAM++ adaptive": (1e-3, lambda lr: _hybrid(
+        ks.SignAdamPP(lr, threshold_mode="adaptive"),
+        keras.optimizers.Adam(lr))),
+    "Hybrid Signum": (1e-3, lambda lr: _hybrid(
+        ks.Signum(lr), keras.optimizers.Adam(lr))),
+    "Hybrid SignAdamPP recipe": (1e-3, lambda lr: _hybrid(
+        _pp(lr, threshold=0.25, threshold_mode="relative",
+            confidence="soft"), keras.optimizers.Adam(lr))),
+    # The paper's set-up (L2 5e-4 coupled into the gradient; decoupled
+    # for AW).
+    "Hybrid L2": (1e-3, lambda lr: _hybrid(
+        ks.SignAdamPP(lr, coupled_weight_decay=PAPER_DECAY),
+        experimental.AdamL2(lr, l2=PAPER_DECAY))),
+    "Hybrid-AW": (1e-3, lambda lr: _hybrid(
+        ks.SignAdamPP(lr, threshold_mode="adaptive",
+                      weight_decay=PAPER_DECAY),
+        keras.optimizers.AdamW(lr, weight_decay=PAPER_DECAY))),
+}
+OPTIMIZERS.update(HYBRIDS)
+
+# The settings of the sign family a recommendation is chosen from, with
+# the paper's rules and the hybrids (`--candidates`).
+ALL_CANDIDATES = ("SignAdamPP", "SignAdamPP recipe", "SignAdamPP beta_2=0.99",
+                  "SignAdamPP relative 0.25", "SignAdamPP EF",
+                  "SignAdamPP recipe EF", "signADAM++",
+                  "signADAM++ adaptive", "signADAM", "Hybrid signADAM++",
+                  "Hybrid signADAM++ adaptive", "Hybrid Signum",
+                  "Hybrid SignAdamPP recipe")
+
 WARM_UP_EPOCHS = 2
 # 1-bit Adam's warm-up, as a fraction of the run (its authors use 15-25%).
 WARM_UP_FRACTION = 0.2
@@ -135,12 +174,13 @@ CALLBACKS = {
     "SignAdamPP warm-up": lambda: [
         ks.callbacks.ConfidenceScheduler(_warm_up)],
 }
-DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS and n not in PAPER]
+DEFAULT = [n for n in OPTIMIZERS
+           if n not in VARIANTS and n not in PAPER and n not in HYBRIDS]
 
 OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad",
         "SignAdamPP EF", "SignAdamPP recipe EF", "SignAdamPP beta_2=0.99",
         "SignAdamPP relative 0.25", *VARIANTS,
-        *(n for n in PAPER if not n.startswith("Adam")))
+        *(n for n in PAPER if not n.startswith("Adam")), *HYBRIDS)
 
 
 def learning_rates(name, factors=FACTORS):

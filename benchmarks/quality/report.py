@@ -7,6 +7,7 @@ import numpy as np
 from benchmarks import machine
 from benchmarks.quality import optimizers
 from benchmarks.quality import summary
+from benchmarks.quality.tasks import ALL_TASKS
 from benchmarks.quality.tasks import TASKS
 
 TASK_HEADER = ("| optimizer | schedule | lr | test acc | gap | epochs to 95% "
@@ -56,9 +57,10 @@ def write(records, args, candidates, seconds):
          f"for the regression task.")
     emit()
     for task in args.tasks:
-        emit(f"- `{task}` ({TASKS[task].score}): {TASKS[task].description}, "
-             f"{max(2, int(round(TASKS[task].epochs * args.epochs)))} "
-             f"epochs, batch {TASKS[task].batch_size}")
+        spec = ALL_TASKS[task]
+        emit(f"- `{task}` ({spec.score}): {spec.description}, "
+             f"{max(2, int(round(spec.epochs * args.epochs)))} "
+             f"epochs, batch {spec.batch_size}")
     emit()
     emit("## Best test score per task")
     emit()
@@ -78,6 +80,7 @@ def write(records, args, candidates, seconds):
     emit()
     emit("Each entry: test score (learning rate, schedule chosen).")
     emit()
+    _costs_table(emit, args)
     loto = summary.leave_one_task_out(best, args.tasks, [
         c for c in candidates if c in args.optimizers])
     _targets(emit, loto, studies, summary.controller_ends(records), args)
@@ -112,10 +115,12 @@ def _targets(emit, loto, studies, ends, args):
     emit()
     if loto:
         within = sum(row[5] for row in loto.values())
+        above = sum(row[1].test > row[4].test for row in loto.values())
         emit(f"- The recommended SignAdamPP setting, chosen leave-one-task-"
              f"out, within one standard error of Adam on {within} of "
              f"{len(loto)} held-out tasks (target: all): "
-             f"{'met' if within == len(loto) else 'NOT met'}.")
+             f"{'met' if within == len(loto) else 'NOT met'}. Its mean "
+             f"is above Adam's on {above} of them.")
     for mode, (fixed, adaptive) in (("absolute", ("fixed", "adaptive")),
                                     ("relative", ("fixed relative",
                                                   "adaptive relative"))):
@@ -139,6 +144,30 @@ def _targets(emit, loto, studies, ends, args):
                  f"{'met' if met == len(reached) else 'NOT met'}.")
             for task, (end, target, _) in reached.items():
                 emit(f"  - {task}: {end:.3f} against {target:.2f}")
+    emit()
+
+
+def _costs_table(emit, args):
+    from benchmarks.quality import costs
+
+    rows = costs.table(args.optimizers, args.tasks)
+    emit("## State and communication")
+    emit()
+    emit("Measured on each task's model (mean over the tasks, and their "
+         "range): optimizer state in bytes per parameter, and the bytes "
+         "one replica would send per step and parameter at "
+         f"{costs.REPLICAS} replicas with the sign-updated variables voted "
+         "on and the rest summed in float32 (ring algorithms; Keras's "
+         "all-reduce of every gradient: "
+         f"{2 * (costs.REPLICAS - 1) / costs.REPLICAS * 4:g}). The scores "
+         "above are measured on one device.")
+    emit()
+    emit("| optimizer | state bytes / parameter | bytes sent / parameter "
+         "/ step |")
+    emit("|---|---|---|")
+    for name, ((state, low, high), (wire, wlow, whigh)) in rows.items():
+        emit(f"| {name} | {state:.2f} ({low:.2f} - {high:.2f}) | "
+             f"{wire:.3f} ({wlow:.3f} - {whigh:.3f}) |")
     emit()
 
 

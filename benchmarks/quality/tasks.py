@@ -22,6 +22,13 @@ the autoencoder.
   bottleneck, mean squared error; a regression loss, scored by R^2 over
   all pixels (variance-weighted).
 - ``digits_mlp_long``: ``digits_mlp`` with 4x the epochs (80).
+
+Beside the seven, run only when named (``--tasks``):
+
+- ``char_transformer``: a character-level language model, a two-block
+  causal transformer, on the docstrings of 30 standard-library modules of
+  the Python that runs it (about 320,000 characters, 100 distinct):
+  next-character accuracy on the last tenth of the text.
 """
 
 import dataclasses
@@ -217,6 +224,89 @@ def _r2():
         class_aggregation="variance_weighted_average", name="accuracy")
 
 
+# ------------------------------------------------------ language model
+# Modules of the standard library whose docstrings form the text, in this
+# order (relative to the folder of `os.py`).
+TEXT_MODULES = (
+    "argparse", "collections/__init__", "difflib", "functools", "inspect",
+    "logging/__init__", "pathlib", "subprocess", "textwrap", "typing",
+    "unittest/case", "json/__init__", "email/message", "http/client",
+    "tarfile", "zipfile", "shutil", "calendar", "decimal", "fractions",
+    "statistics", "string", "pprint", "heapq", "bisect", "random",
+    "datetime", "csv", "configparser", "optparse")
+CONTEXT = 64
+
+
+def python_docstrings():
+    """The docstrings of `TEXT_MODULES` (modules, classes, functions), in
+    source order, separated by blank lines."""
+    import ast
+    import os
+
+    folder = os.path.dirname(os.__file__)
+    docs = []
+    for module in TEXT_MODULES:
+        path = os.path.join(folder, module + ".py")
+        if not os.path.exists(path):  # another Python's library
+            continue
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        docs += [ast.get_docstring(node) for node in ast.walk(tree)
+                 if isinstance(node, (ast.Module, ast.ClassDef,
+                                      ast.FunctionDef, ast.AsyncFunctionDef))
+                 and ast.get_docstring(node)]
+    return "\n\n".join(docs)
+
+
+def load_characters(fraction=1.0):
+    """Windows of CONTEXT characters and the characters that follow each
+    (the targets, shifted by one); the first 80% of the text trains, the
+    next 10% validates, the last 10% tests."""
+    text = python_docstrings()
+    text = text[:max(CONTEXT * 40, int(len(text) * fraction))]
+    alphabet = sorted(set(text))
+    codes = np.array([alphabet.index(c) for c in text], "int32")
+    windows = (len(codes) - 1) // CONTEXT
+    x = codes[:windows * CONTEXT].reshape(windows, CONTEXT)
+    y = codes[1:windows * CONTEXT + 1].reshape(windows, CONTEXT)
+    cut = [int(0.8 * windows), int(0.9 * windows)]
+    return ((x[:cut[0]], y[:cut[0]]), (x[cut[0]:cut[1]], y[cut[0]:cut[1]]),
+            (x[cut[1]:], y[cut[1]:]))
+
+
+def char_transformer(input_shape, num_classes, width=64, blocks=2,
+                     heads=4):
+    """Token and position embeddings, pre-norm causal self-attention and
+    MLP blocks, a final normalization and the output layer. The alphabet
+    is the targets' largest code + 1, at least 100."""
+    length = input_shape[0]
+    vocabulary = max(num_classes, 100)
+    tokens = keras.Input(input_shape, dtype="int32")
+    x = layers.Embedding(vocabulary, width)(tokens)
+    positions = layers.Embedding(length, width)(
+        keras.ops.arange(length, dtype="int32"))
+    x = x + positions
+    for _ in range(blocks):
+        h = layers.LayerNormalization()(x)
+        h = layers.MultiHeadAttention(heads, width // heads)(
+            h, h, use_causal_mask=True)
+        x = x + h
+        h = layers.LayerNormalization()(x)
+        h = layers.Dense(2 * width, activation="gelu")(h)
+        x = x + layers.Dense(width)(h)
+    x = layers.LayerNormalization()(x)
+    return keras.Model(tokens, layers.Dense(vocabulary)(x))
+
+
+EXTRA_TASKS = {
+    "char_transformer": Task(
+        "char_transformer", "character-level language model on the "
+        "docstrings of 30 standard-library modules, two-block causal "
+        "transformer (width 64, 4 heads), context 64, score next-character "
+        "accuracy", char_transformer, load_characters, epochs=10,
+        batch_size=64),
+}
+
 TASKS = {
     task.name: task for task in [
         Task("digits_mlp", "bundled UCI digits, 8x8, MLP 128",
@@ -242,3 +332,6 @@ TASKS = {
              mlp, load_digits, epochs=80, batch_size=32),
     ]
 }
+
+# Every task the benchmark can run: the seven, and those run when named.
+ALL_TASKS = {**TASKS, **EXTRA_TASKS}
