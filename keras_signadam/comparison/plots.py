@@ -7,9 +7,10 @@ from keras_signadam.comparison import choices
 # Keras's optimizers in muted tones and distinct dash patterns; the
 # package's own in strong colours, thicker, drawn on top, each with its
 # own marker and line style, so curves that coincide stay apart.
-_OWN_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
-_OWN_MARKERS = ["o", "s", "^", "D", "v"]
-_OWN_LINES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1))]
+_OWN_COLOURS = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e",
+                "#e377c2"]
+_OWN_MARKERS = ["o", "s", "^", "D", "v", "P"]
+_OWN_LINES = ["-", "--", "-.", ":", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1))]
 _BASELINE_COLOURS = ["#7f7f7f", "#8c564b", "#bcbd22", "#17becf"]
 _BASELINE_DASHES = [(None, None), (6, 2), (2, 2), (6, 2, 2, 2)]
 
@@ -18,9 +19,10 @@ def _styles(names):
     styles, own, baseline = {}, 0, 0
     for name in names:
         if name in choices.OWN_OPTIMIZERS:
-            styles[name] = dict(color=_OWN_COLOURS[own % 5], linewidth=2.2,
-                                zorder=3, marker=_OWN_MARKERS[own % 5],
-                                linestyle=_OWN_LINES[own % 5],
+            kind = own % len(_OWN_COLOURS)
+            styles[name] = dict(color=_OWN_COLOURS[kind], linewidth=2.2,
+                                zorder=3, marker=_OWN_MARKERS[kind],
+                                linestyle=_OWN_LINES[kind],
                                 markersize=5, markevery=(own % 3, 3),
                                 markerfacecolor="none")
             own += 1

@@ -27,6 +27,10 @@ FACTORIES = {
     "SignSGD": lambda lr: ks.SignSGD(learning_rate=lr,
                                      track_statistics=True),
     "NovoGrad": lambda lr: ks.NovoGrad(learning_rate=lr),
+    # SignAdamPP on the kernels, Adam on the output layer and the vectors.
+    "Hybrid": lambda lr: ks.Hybrid(
+        ks.SignAdamPP(learning_rate=lr, track_statistics=True),
+        keras.optimizers.Adam(learning_rate=lr)),
     "Adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
     "SGD-momentum": lambda lr: keras.optimizers.SGD(learning_rate=lr,
                                                     momentum=0.9),

@@ -13,10 +13,11 @@ class Hybrid(keras.optimizers.Optimizer):
     """Sign updates for most variables, an adaptive optimizer for the
     sensitive ones, in one optimizer.
 
-    Sign methods (Lion, Signum) match Adam on language models once the
-    last layer and the normalization layers keep an adaptive update (Zhao
-    et al., 2025). `Hybrid` gives each model variable one of two
-    optimizers, chosen once, when it is built, by `adaptive`:
+    Zhao et al. (2025) find that on language models Adam's per-parameter
+    adaptivity matters most in the last layer and the normalization
+    layers: the rest trains as well without it. `Hybrid` gives each model
+    variable one of two optimizers, chosen once, when it is built, by
+    `adaptive`:
 
     - `"output"`: the variables of the output layer (the layer of the last
       trainable variable, which is the last layer in a `Sequential` or
