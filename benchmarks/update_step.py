@@ -59,9 +59,14 @@ from benchmarks import machine  # noqa: E402
 # and parameter are read, the parameter written, and each state tensor read
 # and written once.
 OPTIMIZERS = {
-    "SignAdamPP": (lambda: ks.SignAdamPP(), 4 * (2 + 1 + 2 * 2)),
+    "SignAdamPP": (lambda: ks.SignAdamPP(), 4 * (2 + 1 + 2)),
     "SignAdamPP, statistics": (
-        lambda: ks.SignAdamPP(track_statistics=True), 4 * (2 + 1 + 2 * 2)),
+        lambda: ks.SignAdamPP(track_statistics=True), 4 * (2 + 1 + 2)),
+    "SignAdamPP, adaptive threshold": (
+        lambda: ks.SignAdamPP(threshold_mode="adaptive"), 4 * (2 + 1 + 2)),
+    # The rule of 0.5: Adam's two moments of the filtered signs.
+    "SignAdamPP, second moment": (
+        lambda: ks.SignAdamPP(second_moment=True), 4 * (2 + 1 + 2 * 2)),
     "SignAdam": (lambda: ks.SignAdam(), 4 * (2 + 1 + 2 * 2)),
     "Signum": (lambda: ks.Signum(), 4 * (2 + 1 + 2)),
     "SignSGD": (lambda: ks.SignSGD(), 4 * (2 + 1)),
@@ -70,7 +75,7 @@ OPTIMIZERS = {
     "NovoGrad": (lambda: ks.NovoGrad(), 4 * (2 + 1 + 2)),
     # bfloat16 state: each state tensor moves 2 bytes each way.
     "SignAdamPP, bfloat16 state": (
-        lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 4),
+        lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
     "SignAdam, bfloat16 state": (
         lambda: ks.SignAdam(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 4),
     "Signum, bfloat16 state": (
@@ -79,7 +84,7 @@ OPTIMIZERS = {
         lambda: ks.NovoGrad(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
     # int8 state: each state tensor moves 1 byte each way.
     "SignAdamPP, int8 state": (
-        lambda: ks.SignAdamPP(state_dtype="int8"), 4 * (2 + 1) + 1 * 4),
+        lambda: ks.SignAdamPP(state_dtype="int8"), 4 * (2 + 1) + 1 * 2),
     "SignAdam, int8 state": (
         lambda: ks.SignAdam(state_dtype="int8"), 4 * (2 + 1) + 1 * 4),
     "keras Adam": (lambda: keras.optimizers.Adam(), 4 * (2 + 1 + 2 * 2)),
