@@ -69,6 +69,13 @@ def add_hyperparameter(optimizer, argument, value, check):
     return variable
 
 
+def with_complement(variable, dtype):
+    """A decay-rate variable (beta_1, a momentum) in `dtype`, and one
+    minus it."""
+    beta = keras.ops.cast(variable, dtype)
+    return beta, 1.0 - beta
+
+
 def value_of(variable):
     """A variable's current value as a NumPy array, read without NumPy's
     array protocol on the Keras variable (which warns under NumPy 2)."""

@@ -2,7 +2,6 @@ import keras
 
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import docs
-from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import sign_family
 from keras_signadam.optimizers import sign_steps
 
@@ -126,12 +125,5 @@ class SignAdam(sign_family.SignalStepOptimizer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            {
-                "beta_1": hyperparameters.read(self.beta_1),
-                "beta_2": self.beta_2,
-                "epsilon": self.epsilon,
-                "bias_correction": self.bias_correction,
-            }
-        )
+        config["bias_correction"] = self.bias_correction
         return config

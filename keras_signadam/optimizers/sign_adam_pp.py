@@ -4,7 +4,6 @@ from keras_signadam import checks
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import confidence as confidence_module
 from keras_signadam.optimizers import docs
-from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import sign_family
 from keras_signadam.optimizers import sign_steps
 
@@ -197,10 +196,6 @@ class SignAdamPP(sign_family.SignalStepOptimizer):
     def get_config(self):
         config = super().get_config()
         config.update(self._confidence.config())
-        config.update({
-            "beta_1": hyperparameters.read(self.beta_1),
-            "second_moment": self.second_moment,
-            "beta_2": self.beta_2,
-            "epsilon": self.epsilon,
-        })
+        config.update({"second_moment": self.second_moment,
+                       "beta_2": self.beta_2, "epsilon": self.epsilon})
         return config

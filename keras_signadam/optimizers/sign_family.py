@@ -14,6 +14,7 @@ moments it keeps are the rule's.
 """
 
 from keras_signadam.optimizers import base
+from keras_signadam.optimizers import hyperparameters
 
 
 class SignalStepOptimizer(base.Optimizer):
@@ -50,3 +51,9 @@ class SignalStepOptimizer(base.Optimizer):
 
     def finish_step(self):
         self.step_rule.finish(self)
+
+    def get_config(self):
+        config = super().get_config()
+        config["beta_1"] = hyperparameters.read(self.beta_1)
+        config.update(self.step_rule.config())
+        return config

@@ -46,11 +46,6 @@ MOMENTUM = storage.Moment("momentum", bounded=True)
 VELOCITY = storage.Moment("velocity", bounded=True, square_root=True)
 
 
-def beta_and_complement(beta, dtype):
-    beta = ops.cast(beta, dtype)
-    return beta, 1.0 - beta
-
-
 class MomentumOfSigns:
     """signADAM++'s step (module docstring): one bounded moment."""
 
@@ -66,7 +61,7 @@ class MomentumOfSigns:
         dtype = s.dtype
         beta, one_minus_beta = optimizer.per_update(
             "beta_1", dtype,
-            lambda: beta_and_complement(optimizer.beta_1, dtype))
+            lambda: hyperparameters.with_complement(optimizer.beta_1, dtype))
         m = optimizer.read_moment(self.momentums, variable, dtype)
         m_new = beta * m + one_minus_beta * s
         optimizer.write_moments(variable, (self.momentums, m_new))

@@ -108,8 +108,8 @@ class Signum(base.Optimizer):
         g = self.averaged_input(g, raw, variable)
         lr = self.step_size(learning_rate, variable)
         beta, one_minus_beta = self.per_update(
-            "momentum", g.dtype, lambda: _with_complement(self.momentum,
-                                                          g.dtype))
+            "momentum", g.dtype,
+            lambda: hyperparameters.with_complement(self.momentum, g.dtype))
         m = self.read_moment(self._momentums, variable, g.dtype)
         m_new = beta * m + one_minus_beta * g
         theta = self.decayed_value(variable, lr)
@@ -121,8 +121,3 @@ class Signum(base.Optimizer):
         config = super().get_config()
         config["momentum"] = hyperparameters.read(self.momentum)
         return config
-
-
-def _with_complement(beta, dtype):
-    beta = ops.cast(beta, dtype)
-    return beta, 1.0 - beta
