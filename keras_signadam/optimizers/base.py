@@ -443,24 +443,6 @@ class Optimizer(compat.KerasHooks):
         return self.ternary(self.signal_input(g, raw_gradient, variable),
                             variable)
 
-    def set_threshold_mode(self, mode, threshold=None):
-        """Switches the confidence threshold to `mode` (see
-        `threshold_mode`), with `threshold` (`None`: the mode's default),
-        for optimizers with a confidence function. Updates made from now
-        on use it; a train function Keras already made keeps the update
-        it traced (`model.make_train_function(force=True)` makes it
-        again, as `AdaptiveConfidence` does)."""
-        arguments = getattr(self, "_confidence", None)
-        if arguments is None:
-            raise ValueError(
-                f"{type(self).__name__} has no confidence threshold; "
-                "`SignAdamPP` and `SignSGD` have one.")
-        if threshold is None:
-            threshold = arguments.default_for(mode)
-        arguments.switch_mode(self, mode, threshold)
-        self.threshold_mode = mode
-        self._release_compiled_updates()
-
     def compressed_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient through the optimizer's
         error-feedback form (`error_feedback.py`)."""

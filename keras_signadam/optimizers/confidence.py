@@ -153,3 +153,44 @@ class ConfidenceArguments:
             "threshold_mode": self.mode,
         }
 
+
+
+class Confident:
+    """Mixin of the optimizers with a confidence function (`SignSGD`,
+    `SignAdamPP`), before their base class: the confidence arguments, the
+    adaptive mode's state (built after every other state), the ternary
+    signal and the configuration."""
+
+    def init_confidence(self, threshold, kind, mode, default_threshold):
+        self._confidence = ConfidenceArguments(self, threshold, kind, mode,
+                                               default_threshold)
+        self.threshold = self._confidence.threshold
+        self.confidence = kind
+        self.threshold_mode = mode
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._confidence.build(self, var_list)
+
+    def ternary(self, p, variable):
+        return self._confidence.signal(self, p, variable)
+
+    def set_threshold_mode(self, mode, threshold=None):
+        """Switches the confidence threshold to `mode` (see
+        `threshold_mode`), with `threshold` (`None`: the mode's default).
+        Updates made from now on use it; a train function Keras already
+        made keeps the update it traced
+        (`model.make_train_function(force=True)` makes it again, as
+        `AdaptiveConfidence` does)."""
+        if threshold is None:
+            threshold = self._confidence.default_for(mode)
+        self._confidence.switch_mode(self, mode, threshold)
+        self.threshold_mode = mode
+        self._release_compiled_updates()
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(self._confidence.config())
+        return config

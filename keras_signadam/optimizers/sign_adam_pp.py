@@ -10,7 +10,8 @@ from keras_signadam.optimizers import sign_steps
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
 @docs.fill_docstring
-class SignAdamPP(sign_family.SignalStepOptimizer):
+class SignAdamPP(confidence_module.Confident,
+                 sign_family.SignalStepOptimizer):
     """signADAM++: momentum of confidence-filtered signs.
 
     Components whose gradient is small (already learned) get zero
@@ -174,28 +175,14 @@ class SignAdamPP(sign_family.SignalStepOptimizer):
             name=name,
             **kwargs,
         )
-        self._confidence = confidence_module.ConfidenceArguments(
-            self, threshold, confidence, threshold_mode,
-            default_threshold=5e-4)
-        self.threshold = self._confidence.threshold
-        self.confidence = confidence
-        self.threshold_mode = threshold_mode
+        self.init_confidence(threshold, confidence, threshold_mode,
+                             default_threshold=5e-4)
         self.second_moment = second_moment
         self.beta_2 = getattr(step_rule, "beta_2", None)
         self.epsilon = getattr(step_rule, "epsilon", None)
 
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._confidence.build(self, var_list)
-
-    def ternary(self, p, variable):
-        return self._confidence.signal(self, p, variable)
-
     def get_config(self):
         config = super().get_config()
-        config.update(self._confidence.config())
         config.update({"second_moment": self.second_moment,
                        "beta_2": self.beta_2, "epsilon": self.epsilon})
         return config

@@ -7,7 +7,7 @@ from keras_signadam.optimizers import docs
 
 @keras.saving.register_keras_serializable(package="keras_signadam")
 @docs.fill_docstring
-class SignSGD(base.Optimizer):
+class SignSGD(confidence_module.Confident, base.Optimizer):
     """SignSGD (Bernstein et al., 2018), with an optional confidence filter.
 
     Update rule for parameter `theta` with gradient `g`:
@@ -100,21 +100,8 @@ class SignSGD(base.Optimizer):
             name=name,
             **kwargs,
         )
-        self._confidence = confidence_module.ConfidenceArguments(
-            self, threshold, confidence, threshold_mode,
-            default_threshold=0.0)
-        self.threshold = self._confidence.threshold
-        self.confidence = confidence
-        self.threshold_mode = threshold_mode
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._confidence.build(self, var_list)
-
-    def ternary(self, p, variable):
-        return self._confidence.signal(self, p, variable)
+        self.init_confidence(threshold, confidence, threshold_mode,
+                             default_threshold=0.0)
 
     def update_step(self, gradient, variable, learning_rate):
         g, raw = self.prepare_gradient(gradient, variable)
@@ -123,8 +110,3 @@ class SignSGD(base.Optimizer):
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * step)
         self.record_statistics(variable, raw, zeros)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(self._confidence.config())
-        return config
