@@ -21,9 +21,9 @@ def test_figure_from_the_committed_runs(tmp_path, capsys):
                for name in when_to_use.SHOWN
                if line.startswith(f"{name} digits_")}
     assert set(printed) == set(when_to_use.SHOWN)
-    # The committed table's means, read as text: SignAdamPP minus Adam.
-    with open(os.path.join(ROOT, "benchmarks", "results", "quality.md"),
-              encoding="utf-8") as f:
+    # The committed table's means, read as text: signADAM++ minus Adam.
+    with open(os.path.join(ROOT, "benchmarks", "results", "hybrid",
+                           "quality.md"), encoding="utf-8") as f:
         table = f.read()
     with open(when_to_use.RUNS, encoding="utf-8") as f:
         assert sum(1 for _ in f) > 100
@@ -33,10 +33,10 @@ def test_figure_from_the_committed_runs(tmp_path, capsys):
                         table.split("## Targets")[0], re.M)
         return [float(v) for v in re.findall(r"(0\.\d{4}) ±", row.group(1))]
 
-    ours, adam = best("SignAdamPP"), best("Adam")
+    ours, adam = best("signADAM++"), best("Adam")
     differences = [float(v) for v in re.findall(
-        r"[+-]\d+\.\d", printed["SignAdamPP"])]
-    tasks = re.findall(r"(\w+_\w+) [+-]", printed["SignAdamPP"])
+        r"[+-]\d+\.\d", printed["signADAM++"])]
+    tasks = re.findall(r"(\w+_\w+) [+-]", printed["signADAM++"])
     assert tasks == sorted(tasks)
     assert len(differences) == len(ours) >= 4
     # The table lists tasks in its own order; compare as sets of values.
@@ -54,4 +54,6 @@ def test_state_bytes_follow_the_declared_moments():
     rows = {label: (state, wire) for label, state, wire in
             when_to_use.costs()}
     assert rows["Adam"][1] / rows["SignAdamPP int8 state + vote"][1] >= 8
+    hybrid = rows[f"{when_to_use.HYBRID} + vote (mean of the 7 models)"]
+    assert 4 < hybrid[0] < 6 and rows["SignAdamPP + vote"][1] < hybrid[1] < 3
     assert json.dumps(rows)  # plain numbers

@@ -89,9 +89,9 @@ def _test_accuracy_recorder(x, y):
 def task_named(name):
     """A task of the quality benchmark or of the paper's reproduction."""
     from benchmarks.paper.tasks import TASKS as PAPER_TASKS
-    from benchmarks.quality.tasks import TASKS
+    from benchmarks.quality.tasks import ALL_TASKS
 
-    return {**TASKS, **PAPER_TASKS}[name]
+    return {**ALL_TASKS, **PAPER_TASKS}[name]
 
 
 def run(spec):
