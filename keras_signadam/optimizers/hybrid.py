@@ -2,6 +2,8 @@ import re
 
 import keras
 
+from keras_signadam import compat
+
 # The selectors `adaptive` takes by name; any other string is a regular
 # expression searched in the variable's path.
 OUTPUT, VECTORS = "output", "vectors"
@@ -112,10 +114,15 @@ class Hybrid(keras.optimizers.Optimizer):
                 return True
         return False
 
+    def _adaptive(self, variable):
+        """Whether the built optimizer gives `variable` to the adaptive
+        part."""
+        return self._adaptive_keys[compat.variable_key(self, variable)]
+
     def _split(self, grads, variables):
         sign, adaptive = ([], []), ([], [])
         for g, v in zip(grads, variables):
-            part = adaptive if self._adaptive_keys[self._var_key(v)] else sign
+            part = adaptive if self._adaptive(v) else sign
             part[0].append(g)
             part[1].append(v)
         return sign, adaptive
@@ -123,11 +130,10 @@ class Hybrid(keras.optimizers.Optimizer):
     # ----------------------------------------------------------- Keras
     def build(self, var_list):
         var_list = list(var_list)
-        self._adaptive_keys = {self._var_key(v): self.picks(v, var_list)
-                               for v in var_list}
-        self.assignment = {
-            v.path: "adaptive" if self._adaptive_keys[self._var_key(v)]
-            else "sign" for v in var_list}
+        self._adaptive_keys = {compat.variable_key(self, v):
+                               self.picks(v, var_list) for v in var_list}
+        self.assignment = {v.path: "adaptive" if self._adaptive(v) else
+                           "sign" for v in var_list}
         sign, adaptive = self._split(var_list, var_list)
         self.sign_optimizer.build(sign[1])
         self.adaptive_optimizer.build(adaptive[1])
@@ -197,7 +203,7 @@ class Hybrid(keras.optimizers.Optimizer):
             size = 1
             for dim in variable.shape:
                 size *= dim
-            sign = not self._adaptive_keys[self._var_key(variable)]
+            sign = not self._adaptive(variable)
             collective = (packing.collective_for(replicas) if sign and vote
                           else "float32_all_reduce")
             total += packing.ring_bytes_sent(collective, size, replicas)
