@@ -65,6 +65,16 @@ $(FLOOR): $(TEST_STAMP)
 	$(VENV)/bin/python -m pip install -q --no-deps --target $(FLOOR) \
 	    keras==$(FLOOR_KERAS)
 
+# The sign settings the hybrid run chooses among, leave-one-task-out, and
+# those the language-model task compares.
+SIGN_SETTINGS := SignAdamPP,SignAdamPP recipe,SignAdamPP beta_2=0.99,\
+SignAdamPP relative 0.25,SignAdamPP EF,SignAdamPP recipe EF,signADAM++,\
+signADAM++ adaptive,signADAM,Hybrid signADAM++,Hybrid signADAM++ adaptive,\
+Hybrid Signum,Hybrid SignAdamPP recipe
+LM_SETTINGS := signADAM++,signADAM++ adaptive,SignAdamPP recipe,\
+Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
+Hybrid SignAdamPP recipe
+
 # Regenerates every committed benchmark result (hours on 2 cores; the
 # slow-link benchmark needs root and iproute2).
 benchmarks: $(TEST_STAMP)
@@ -103,6 +113,23 @@ benchmarks: $(TEST_STAMP)
 	    --optimizers "SignAdamPP,SignAdamPP bfloat16 state,SignAdamPP int8 state"
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/wide_grid --factors 0.3,1,3,10,30,100
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/paper_rules --schedules constant --optimizers \
+	    "Adam,signADAM++,signADAM++ adaptive,signADAM" \
+	    --resume benchmarks/results/quality_runs.jsonl
+	cat benchmarks/results/quality_runs.jsonl \
+	    benchmarks/results/paper_rules/quality_runs.jsonl > .hybrid-resume
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/hybrid --schedules constant --resume \
+	    .hybrid-resume --optimizers "Adam,$(SIGN_SETTINGS)" \
+	    --candidates "$(SIGN_SETTINGS)"
+	rm -f .hybrid-resume
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/char_transformer --tasks char_transformer \
+	    --schedules constant --optimizers "Adam,AdamW,Lion,$(LM_SETTINGS)" \
+	    --candidates "$(LM_SETTINGS)"
+	$(VENV)/bin/python -m benchmarks.paper --output-dir \
+	    benchmarks/results/paper
 	$(VENV)/bin/python -m benchmarks.when_to_use
 
 # On a GPU machine with JAX and Keras (TensorFlow is not needed): the
