@@ -65,15 +65,17 @@ $(FLOOR): $(TEST_STAMP)
 	$(VENV)/bin/python -m pip install -q --no-deps --target $(FLOOR) \
 	    keras==$(FLOOR_KERAS)
 
+SLOW_SIGN_HYBRIDS := Hybrid SignAdamPP recipe (sign lr 0.33x),\
+Hybrid signADAM++ adaptive (sign lr 0.33x),Hybrid Signum (sign lr 0.33x)
 # The sign settings the hybrid run chooses among, leave-one-task-out, and
 # those the language-model task compares.
 SIGN_SETTINGS := SignAdamPP,SignAdamPP recipe,SignAdamPP beta_2=0.99,\
 SignAdamPP relative 0.25,SignAdamPP EF,SignAdamPP recipe EF,signADAM++,\
 signADAM++ adaptive,signADAM,Hybrid signADAM++,Hybrid signADAM++ adaptive,\
-Hybrid Signum,Hybrid SignAdamPP recipe
+Hybrid Signum,Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS)
 LM_SETTINGS := signADAM++,signADAM++ adaptive,SignAdamPP recipe,\
 Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
-Hybrid SignAdamPP recipe
+Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS)
 
 # Regenerates every committed benchmark result (hours on 2 cores; the
 # slow-link benchmark needs root and iproute2).

@@ -205,3 +205,36 @@ def test_one_bit_momentum_form_takes_sparse_gradients():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(table),
                                   keras.ops.convert_to_numpy(dense))
     assert not np.array_equal(keras.ops.convert_to_numpy(table)[3], [1, 1])
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "step"])
+def test_every_optimizer_is_made_with_every_schedule(schedule):
+    import keras
+
+    for name in optimizers.OPTIMIZERS:
+        optimizer = optimizers.make(name, 1e-3, schedule, total_steps=10)
+        kernel = keras.Variable(np.ones((4, 3), "float32"))
+        bias = keras.Variable(np.ones((3,), "float32"))
+        optimizer.apply([keras.ops.ones((4, 3)), keras.ops.ones((3,))],
+                        [kernel, bias])
+        for variable in (kernel, bias):
+            values = keras.ops.convert_to_numpy(variable)
+            assert np.all(np.isfinite(values)), name
+            assert np.all(values < 1.0), name
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "step"])
+def test_slow_sign_hybrids_step_the_sign_part_at_a_third(schedule):
+    import keras
+
+    names = [n for n in optimizers.HYBRIDS if "sign lr 0.33x" in n]
+    assert len(names) == 3
+    for name in names:
+        hybrid = optimizers.make(name, 3e-3, schedule, total_steps=10)
+        for _ in range(7):  # past the step schedule's first decay
+            hybrid.sign_optimizer.iterations.assign_add(1)
+            hybrid.adaptive_optimizer.iterations.assign_add(1)
+            sign, adaptive = (
+                float(keras.ops.convert_to_numpy(o.learning_rate))
+                for o in (hybrid.sign_optimizer, hybrid.adaptive_optimizer))
+            assert sign == pytest.approx(adaptive / 3, rel=1e-6), name
