@@ -111,7 +111,7 @@ def main(argv=None):
             workers.run_all(todo, keep)
     os.replace(raw + ".partial", raw)
     tables.write(records, args, time.time() - start,
-          os.path.join(args.output_dir, "paper.md"))
+                 os.path.join(args.output_dir, "paper.md"))
     return 0
 
 

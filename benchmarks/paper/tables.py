@@ -53,13 +53,17 @@ TABLE_2_HEADER = ("| optimizer | paper (MNIST, 0.01) | learning rate | "
                   + " | final test accuracy |")
 TABLE_3_HEADER = ("| optimizer | paper (CIFAR-100, %) | learning rate | test "
                   "accuracy (%) | train - test (points) |")
-RATES_HEADER = "| task | optimizer | {} |"
+
+
+def rates_header(rates):
+    return "| task | optimizer | " + " | ".join(f"{lr:g}" for lr in rates) \
+        + " |"
+
+
 # The tables `paper.md` has (the last one's columns are the rates run).
 TABLE_HEADERS = [TABLE_2_HEADER, TABLE_3_HEADER,
-                 RATES_HEADER.format(" | ".join(
-                     f"{lr:g}" for lr in LEARNING_RATES)),
-                 RATES_HEADER.format(" | ".join(
-                     f"{lr:g}" for lr in QUICK_LEARNING_RATES))]
+                 rates_header(LEARNING_RATES),
+                 rates_header(QUICK_LEARNING_RATES)]
 
 
 def epochs_to(record, tolerance):
@@ -145,8 +149,7 @@ def write(records, args, seconds, path):
     emit()
     emit("## Every learning rate (mean final validation accuracy, %)")
     emit()
-    emit(RATES_HEADER.format(" | ".join(
-        f"{lr:g}" for lr in args.learning_rates)))
+    emit(rates_header(args.learning_rates))
     emit("|---|---" + "|---" * len(args.learning_rates) + "|")
     for (task, name, _), row in sorted(summary.sweep_cells(records).items()):
         values = {c.learning_rate: c.val for c in row}

@@ -135,10 +135,6 @@ class _Scaled(keras.optimizers.schedules.LearningRateSchedule):
     def __call__(self, step):
         return self.factor * self.schedule(step)
 
-    def get_config(self):
-        return {"schedule": keras.saving.serialize_keras_object(
-            self.schedule), "factor": self.factor}
-
 
 def _times(lr, factor):
     """`lr`, a rate or a schedule, times `factor`."""
