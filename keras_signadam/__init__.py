@@ -16,6 +16,7 @@ from keras_signadam.version import __version__
 
 _EXPORTS = {
     "Hybrid": "keras_signadam.optimizers",
+    "LocalSteps": "keras_signadam.optimizers",
     "NovoGrad": "keras_signadam.optimizers",
     "SignAdam": "keras_signadam.optimizers",
     "SignAdamPP": "keras_signadam.optimizers",

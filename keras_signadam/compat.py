@@ -115,3 +115,26 @@ class KerasHooks(keras.optimizers.Optimizer):
             ),
             grads_and_vars,
         )
+
+
+def inner_optimizers(optimizer):
+    """`optimizer` and the optimizers it applies through (a `Hybrid`'s
+    two parts), depth first."""
+    found = [optimizer]
+    for name in ("sign_optimizer", "adaptive_optimizer", "optimizer"):
+        part = getattr(optimizer, name, None)
+        if isinstance(part, keras.optimizers.Optimizer):
+            found += inner_optimizers(part)
+    return found
+
+
+def apply_local_gradients(optimizer):
+    """From now on each replica applies the gradients of its own share of
+    the batch: the all-reduce Keras runs on TensorFlow under
+    `tf.distribute` (`_all_reduce_sum_gradients`) is skipped, for
+    `optimizer` and the optimizers it applies through, and the update
+    writes each replica's own copy of every variable. Set once, for good
+    (the replicas' threads apply at once)."""
+    for part in inner_optimizers(optimizer):
+        # Past Keras's attribute tracking: a plain override.
+        object.__setattr__(part, "_all_reduce_sum_gradients", list)

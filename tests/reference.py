@@ -337,3 +337,63 @@ class Adam:
         self.v = self.v + (g * g - self.v) * (f32(1) - b2)
         alpha = f32(self.lr * np.sqrt(1 - self.b2 ** t) / (1 - self.b1 ** t))
         return theta - alpha * self.m / (np.sqrt(self.v) + f32(self.eps))
+
+
+class LocalSteps:
+    """Local steps with an outer step every `steps` steps (DiLoCo, with
+    the sign outer step of DeMo and SparseLoCo), for R replicas of one
+    tensor, each with its own inner reference (made by `inner_factory`)
+    on its own gradient:
+
+        d_r = a - theta_r;  d = mean_r d_r                  ("average")
+        p_r = d_r + e_r, s_r = sign(p_r), k_r = <p_r, s_r> / <s_r, s_r>,
+        e_r <- p_r - k_r s_r;  d = mean_r(k_r) sign(sum_r s_r)  ("sign")
+        u <- mu u + d;  a <- a - eta (d + mu u) (Nesterov) or a - eta u;
+        theta_r <- a
+    """
+
+    def __init__(self, inner_factory, replicas, theta, steps, outer,
+                 eta, mu, nesterov):
+        self.inners = [inner_factory() for _ in range(replicas)]
+        self.thetas = [np.asarray(theta, f32).copy()
+                       for _ in range(replicas)]
+        self.anchor = np.asarray(theta, f32).copy()
+        self.u = np.zeros_like(self.anchor)
+        self.e = [np.zeros_like(self.anchor) for _ in range(replicas)]
+        self.steps, self.outer = steps, outer
+        self.eta, self.mu, self.nesterov = f32(eta), f32(mu), nesterov
+
+    def step(self, grads, t):
+        """One step; `grads[r]` is replica r's gradient (of its share, as
+        its own mean)."""
+        self.thetas = [inner.step(theta, g, t) for inner, theta, g in
+                       zip(self.inners, self.thetas, grads)]
+        if t % self.steps == 0:
+            self.end_round()
+        return self.thetas
+
+    def end_round(self):
+        changes = [self.anchor - theta for theta in self.thetas]
+        if self.outer == "average":
+            d = np.mean(np.stack(changes).astype(np.float64),
+                        axis=0).astype(f32)
+        else:
+            signs, scales = [], []
+            for r, change in enumerate(changes):
+                p = change + self.e[r]
+                s = np.sign(p).astype(f32)
+                norm = np.sum(s.astype(np.float64) ** 2)
+                k = f32(np.sum(p.astype(np.float64) * s) / norm) if norm \
+                    else f32(0)
+                self.e[r] = (p - k * s).astype(f32)
+                signs.append(s)
+                scales.append(k)
+            d = f32(np.mean(np.asarray(scales, np.float64))) * (
+                majority_vote(signs))
+        if self.mu:
+            self.u = (self.mu * self.u + d).astype(f32)
+            step = d + self.mu * self.u if self.nesterov else self.u
+        else:
+            step = d
+        self.anchor = (self.anchor - self.eta * step).astype(f32)
+        self.thetas = [self.anchor.copy() for _ in self.thetas]

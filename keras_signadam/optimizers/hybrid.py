@@ -159,7 +159,7 @@ class Hybrid(keras.optimizers.Optimizer):
             # Non-finite components reach no parameter and no state, as
             # with the package's own optimizers.
             self.adaptive_optimizer.apply(
-                [None if g is None else _finite(g) for g in adaptive[0]],
+                [None if g is None else finite(g) for g in adaptive[0]],
                 adaptive[1])
 
     @property
@@ -238,7 +238,8 @@ class Hybrid(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def _finite(g):
+def finite(g):
+    """`g` with its non-finite components zeroed (integers as they are)."""
     if isinstance(g, keras.Variable) or not hasattr(g, "dtype"):
         g = keras.ops.convert_to_tensor(g)
     if "int" in str(g.dtype):
