@@ -37,6 +37,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks.slow_link.tables import BYTES_HEADER
 from benchmarks.slow_link.tables import INPROCESS_HEADER
 from benchmarks.slow_link.tables import LR_HEADER
 from benchmarks.slow_link.tables import STEP_HEADER
@@ -51,7 +52,9 @@ DEFAULT_LR = 1e-3
 TOLERANCE = 0.005       # the accuracy target: Adam's final minus this
 JOBS_PER_LAUNCH = 8
 TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
-               "SignAdamPP vote EF", "Signum vote", "Signum vote EF")
+               "SignAdamPP vote EF", "Signum vote", "Signum vote EF",
+               "DiLoCo Adam", "Local Adam + sign outer",
+               "Local SignAdamPP + sign outer")
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
          "SignAdamPP vote EF": "SignAdamPP sum",
          "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}
@@ -73,6 +76,12 @@ def parse(argv):
                              "comma-separated")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None,
+                        help="units per hidden layer of the time-to-"
+                             f"accuracy model (default {TTA_WIDTH})")
+    parser.add_argument("--only-tta", action="store_true",
+                        help="time to accuracy (and its learning rates) "
+                             "only: no step-time tables")
     parser.add_argument("--configs", default=None,
                         help="a subset of the configurations, "
                              "comma-separated")
@@ -119,6 +128,10 @@ def parse(argv):
     if args.seeds < 1 or args.epochs < 1:
         parser.error("--seeds and --epochs must be >= 1")
     args.widths = ((128, 128) if quick else (TARGET_WIDTH, TTA_WIDTH))
+    if args.width is not None:
+        if args.width < 1:
+            parser.error("--width must be >= 1")
+        args.widths = (args.widths[0], args.width)
     args.factors = (1.0,) if quick else FACTORS
     args.steps, args.budget = (3, 10.0) if quick else (15, 60.0)
     args.inprocess = 2 if quick else 8
@@ -350,6 +363,108 @@ def tta_rows(emit, results, rate_name):
     return summary
 
 
+def ring_bytes(config, parameters_by_variable, workers, row):
+    """Bytes one worker sends per step under the ring algorithms: the
+    optimizer's own account where it gives one (local steps), else the
+    float32 all-reduce or the packed vote of every variable."""
+    from keras_signadam.backend import packing
+
+    if row.get("optimizer_bytes_per_step") is not None:
+        return row["optimizer_bytes_per_step"]
+    total = sum(parameters_by_variable)
+    if config in VOTES:
+        collective = packing.collective_for(workers, total)
+        return sum(packing.ring_bytes_sent(collective, n, workers)
+                   for n in parameters_by_variable)
+    return packing.ring_bytes_sent("float32_all_reduce", total, workers)
+
+
+def bytes_rows(emit, results, rate_name):
+    """Bytes per step of the time-to-accuracy runs, over the whole run
+    (rounds included)."""
+    from benchmarks.slow_link import worker
+
+    rows = [r for r in results if r.get("wire_bytes_per_step") is not None]
+    if not rows:
+        return
+    emit("## Bytes per step")
+    emit()
+    emit(BYTES_HEADER)
+    emit("|" + "---|" * (BYTES_HEADER.count("|") - 1))
+    for (rate, workers) in sorted({(r["rate"], r["workers"]) for r in rows},
+                                  key=str):
+        runs = [r for r in rows if (r["rate"], r["workers"]) == (rate,
+                                                                 workers)]
+        sizes = worker.variable_sizes(runs[0]["width"])
+        adam = ring_bytes("Adam", sizes, workers, {})
+        for config in TTA_CONFIGS:
+            mine = [r for r in runs if r["config"] == config]
+            if not mine:
+                continue
+            wire = mean_and_error([r["wire_bytes_per_step"] / workers
+                                   for r in mine])[0]
+            ring = ring_bytes(config, sizes, workers, mine[0])
+            emit(f"| {rate_name(rate)} | {workers} | {config} | {wire:,.0f} "
+                 f"| {ring:,.0f} | {adam / ring if ring else float('inf'):.1f}"
+                 f"x |")
+    emit()
+    emit("*Loopback*: bytes the namespace's loopback carried over the whole "
+         "run (every worker's, TCP and gRPC included), per step and "
+         "worker. *Ring*: what one worker's collectives send per step "
+         "under the ring algorithms (for local steps, a round's exchange "
+         "divided by its steps); *fewer*: the float32 all-reduce's ring "
+         "bytes divided by this.")
+    emit()
+
+
+def local_targets(emit, args, tta, times, name):
+    """The local-steps goals at every time-to-accuracy link."""
+    import numpy as np
+
+    from benchmarks.slow_link import worker
+
+    for rate, workers in args.tta:
+        runs = [r for r in tta if (r["rate"], r["workers"]) == (rate,
+                                                                workers)]
+        adam_runs = [r for r in runs if r["config"] == "Adam"]
+        if not adam_runs:
+            continue
+        adam_final = float(np.mean([r["curve"][-1][2] for r in adam_runs]))
+        adam = times.get((rate, workers, "Adam"))
+        vote = times.get((rate, workers, "SignAdamPP vote"))
+        sizes = worker.variable_sizes(adam_runs[0]["width"])
+        for config in worker.LOCAL:
+            mine = [r for r in runs if r["config"] == config]
+            if not mine:
+                continue
+            final = float(np.mean([r["curve"][-1][2] for r in mine]))
+            fewer = ring_bytes("Adam", sizes, workers, {}) / ring_bytes(
+                config, sizes, workers, mine[0])
+            at = f"{config} at {name(rate)} with {workers} workers"
+            emit(f"- {at}: {fewer:.0f}x fewer bytes per step than the "
+                 f"float32 all-reduce (target: at least 100x): "
+                 f"{verdict(fewer >= 100)}; final validation accuracy "
+                 f"{100 * (final - adam_final):+.2f} points from Adam's "
+                 f"(target: within 0.5): "
+                 f"{verdict(final >= adam_final - TOLERANCE)}.")
+            own = times.get((rate, workers, config))
+            if own is None or not own[1]:
+                emit(f"- {at}: does not reach Adam's accuracy minus 0.5 "
+                     f"points on every seed (targets: at most 0.3x the "
+                     f"vote's time, 0.05x Adam's): NOT met.")
+                continue
+            for other, label, bound in ((vote, "the per-step vote's", 0.3),
+                                        (adam, "Adam's all-reduce's", 0.05)):
+                if other is None:
+                    emit(f"- {at}: {label} time not measured.")
+                    continue
+                ratio = own[0] / other[0]
+                bound_text = "" if other[1] else "at most "
+                emit(f"- {at}: reaches the target in {bound_text}"
+                     f"{ratio:.3f}x of {label} time (target: at most "
+                     f"{bound}x): {verdict(ratio <= bound)}.")
+
+
 def verdict(ok):
     return "met" if ok else "NOT met"
 
@@ -357,6 +472,49 @@ def verdict(ok):
 def last_line(text):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1][:300] if lines else "no error output"
+
+
+def failure_lines(emit, failures, name):
+    for rate, workers, error in failures:
+        emit(f"- {workers} workers at {name(rate)}: a worker failed, and "
+             f"the jobs of that link after it did not run: `{error}`")
+    if failures:
+        emit()
+
+
+def step_sections(emit, args, inprocess, steps, name, failures):
+    """The step-time and in-process tables; returns the step-time ratios
+    and the in-process vote / sum ratio."""
+    emit("## Step time and bytes")
+    emit()
+    emit(STEP_HEADER)
+    emit("|" + "---|" * (STEP_HEADER.count("|") - 1))
+    ratios = step_rows(emit, steps, name)
+    emit()
+    failure_lines(emit, failures, name)
+    emit("*Payload*: bytes one replica hands the collectives per step. "
+         "*Loopback*: bytes the namespace's loopback carried per step "
+         "(every worker's, with TCP and gRPC overhead), divided by the "
+         "workers.")
+    emit()
+    emit("## In one process")
+    emit()
+    emit(INPROCESS_HEADER)
+    emit("|" + "---|" * (INPROCESS_HEADER.count("|") - 1))
+    in_sum = next(r for r in inprocess if r["config"] == "SignAdamPP sum")
+    in_ratio = None
+    for r in inprocess:
+        ratio = r["step_ms"] / in_sum["step_ms"]
+        if r["config"] != "SignAdamPP sum":
+            in_ratio = ratio
+        emit(f"| {r['replicas']} | {r['config']} | {r['step_ms']:.1f} | "
+             f"{ratio:.2f} |")
+    emit()
+    emit("MirroredStrategy over logical CPUs, "
+         f"{inprocess[0]['parameters'] / 1e6:.2f}M parameters, global "
+         "batch 128: no network, so this is what packing and voting cost.")
+    emit()
+    return ratios, in_ratio
 
 
 def write_report(args, inprocess, rates, steps, tta, seconds, output,
@@ -382,40 +540,12 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output,
          f"and update on one worker's share without collectives): packing, "
          f"transfer and waiting.")
     emit()
-    ratios = {}
-    emit("## Step time and bytes")
-    emit()
-    emit(STEP_HEADER)
-    emit("|" + "---|" * (STEP_HEADER.count("|") - 1))
-    ratios = step_rows(emit, steps, name)
-    emit()
-    for rate, workers, error in failures:
-        emit(f"- {workers} workers at {name(rate)}: a worker failed, and "
-             f"the jobs of that link after it did not run: `{error}`")
-    if failures:
-        emit()
-    emit("*Payload*: bytes one replica hands the collectives per step. "
-         "*Loopback*: bytes the namespace's loopback carried per step "
-         "(every worker's, with TCP and gRPC overhead), divided by the "
-         "workers.")
-    emit()
-    emit("## In one process")
-    emit()
-    emit(INPROCESS_HEADER)
-    emit("|" + "---|" * (INPROCESS_HEADER.count("|") - 1))
-    in_sum = next(r for r in inprocess if r["config"] == "SignAdamPP sum")
-    in_ratio = None
-    for r in inprocess:
-        ratio = r["step_ms"] / in_sum["step_ms"]
-        if r["config"] != "SignAdamPP sum":
-            in_ratio = ratio
-        emit(f"| {r['replicas']} | {r['config']} | {r['step_ms']:.1f} | "
-             f"{ratio:.2f} |")
-    emit()
-    emit("MirroredStrategy over logical CPUs, "
-         f"{inprocess[0]['parameters'] / 1e6:.2f}M parameters, global "
-         "batch 128: no network, so this is what packing and voting cost.")
-    emit()
+    ratios, in_ratio = {}, None
+    if not args.only_tta:
+        ratios, in_ratio = step_sections(emit, args, inprocess, steps, name,
+                                         failures)
+    else:
+        failure_lines(emit, failures, name)
     emit("## Time to accuracy")
     emit()
     from benchmarks.slow_link import worker
@@ -431,6 +561,7 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output,
          f"too.")
     emit()
     times = tta_rows(emit, tta, name)
+    bytes_rows(emit, tta, name)
     emit("## Learning rates")
     emit()
     emit(f"Chosen by final validation accuracy over "
@@ -483,6 +614,7 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output,
         emit(f"- SignAdamPP with the vote {value} at {name(rate)} with "
              f"{workers} workers (target: at most 0.5x): "
              f"{verdict(settled and vote[0] <= 0.5 * adam[0])}.")
+    local_targets(emit, args, tta, times, name)
     report.save(output)
 
 
@@ -500,13 +632,15 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, namespace.terminate)
     start = time.time()
     with tempfile.TemporaryDirectory() as folder:
-        print("in-process steps", file=sys.stderr, flush=True)
-        inprocess = inprocess_steps(args, folder)
+        inprocess = []
+        if not args.only_tta:
+            print("in-process steps", file=sys.stderr, flush=True)
+            inprocess = inprocess_steps(args, folder)
         print("learning rates", file=sys.stderr, flush=True)
         rates = select_rates(args, folder, args.tta[0][1])
         # The jobs of each link.
         plans = {}
-        for workers in args.workers:
+        for workers in ([] if args.only_tta else args.workers):
             for rate in args.rates:
                 plans.setdefault((rate, workers), []).extend(
                     time_plan(args))

@@ -8,4 +8,8 @@ TTA_HEADER = ("| link | workers | configuration | lr | time to target s | "
               "time vs Adam |")
 LR_HEADER = "| configuration | lr chosen | validation accuracy per lr |"
 INPROCESS_HEADER = "| replicas | configuration | step ms | vote / sum |"
-TABLE_HEADERS = [INPROCESS_HEADER, STEP_HEADER, TTA_HEADER, LR_HEADER]
+BYTES_HEADER = ("| link | workers | configuration | loopback B per step "
+                "per worker | ring B per step per worker | fewer than "
+                "float32 |")
+TABLE_HEADERS = [INPROCESS_HEADER, STEP_HEADER, TTA_HEADER, LR_HEADER,
+                 BYTES_HEADER]

@@ -56,12 +56,25 @@ def optimizer_for(config, lr):
         "Signum vote": lambda: ks.Signum(lr, aggregation="majority_vote"),
         "Signum vote EF": lambda: ks.Signum(
             lr, aggregation="majority_vote", error_feedback=True),
+        # Local steps: the inner optimizer's rate is `lr`; the outer step
+        # keeps LocalSteps' defaults (DiLoCo's 0.7 and Nesterov 0.9).
+        "DiLoCo Adam": lambda: ks.LocalSteps(
+            keras.optimizers.Adam(lr), steps=ROUND, outer="average"),
+        "Local Adam + sign outer": lambda: ks.LocalSteps(
+            keras.optimizers.Adam(lr), steps=ROUND, outer="sign"),
+        "Local SignAdamPP + sign outer": lambda: ks.LocalSteps(
+            ks.SignAdamPP(lr), steps=ROUND, outer="sign"),
     }
     return factories[config]()
 
 
+# Steps per round of the local-steps configurations: LocalSteps' default.
+ROUND = 16
 CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote", "SignAdamPP vote EF",
-           "Signum sum", "Signum vote", "Signum vote EF")
+           "Signum sum", "Signum vote", "Signum vote EF", "DiLoCo Adam",
+           "Local Adam + sign outer", "Local SignAdamPP + sign outer")
+LOCAL = ("DiLoCo Adam", "Local Adam + sign outer",
+         "Local SignAdamPP + sign outer")
 
 
 def model_for(width):
@@ -74,8 +87,13 @@ def model_for(width):
         keras.layers.Dense(10)])
 
 
+def variable_sizes(width):
+    """Components of each variable of `model_for(width)`, in order."""
+    return [64 * width, width, width * width, width, width * 10, 10]
+
+
 def parameters(width):
-    return 64 * width + width + width * width + width + width * 10 + 10
+    return sum(variable_sizes(width))
 
 
 class Payload:
@@ -187,9 +205,9 @@ def local_optimizer(config, lr):
 
     import keras_signadam as ks
 
-    if config == "Adam":
+    if config.startswith(("Adam", "DiLoCo Adam", "Local Adam")):
         return keras.optimizers.Adam(lr)
-    return getattr(ks, config.split(" ")[0])(lr)
+    return getattr(ks, config.replace("Local ", "").split(" ")[0])(lr)
 
 
 def median_time(step, steps, budget=None, warm_up=2):
@@ -227,12 +245,21 @@ def time_job(strategy, job, data, workers, payload):
                              else (sent_after - sent_before) / counted))
 
 
+def optimizer_bytes(optimizer, workers):
+    """What one worker sends per step, by the optimizer's own account
+    (the ring algorithms' bytes of its collectives); None for an
+    optimizer that does not say."""
+    bytes_sent = getattr(optimizer, "bytes_sent", None)
+    return None if bytes_sent is None else float(bytes_sent(workers))
+
+
 def train_job(strategy, job, data, workers, payload, index):
     trainer = Trainer(strategy, job["config"], job["width"], job["lr"],
                       job["seed"], data, workers, payload)
     per_epoch = trainer.steps_per_epoch
     every = max(1, per_epoch // job["evals_per_epoch"])
     curve, elapsed = [], 0.0
+    sent_before = loopback_bytes()
     for step in range(1, job["epochs"] * per_epoch + 1):
         begin = time.perf_counter()
         trainer.step()
@@ -244,7 +271,14 @@ def train_job(strategy, job, data, workers, payload, index):
                            or step == job["epochs"] * per_epoch):
             curve.append([round(elapsed, 4), step,
                           trainer.accuracy(trainer.val)])
-    result = dict(job, parameters=parameters(job["width"]), curve=curve)
+    sent_after = loopback_bytes()
+    steps = job["epochs"] * per_epoch
+    result = dict(job, parameters=parameters(job["width"]), curve=curve,
+                  steps=steps, wire_bytes_per_step=(
+                      None if sent_before is None
+                      else (sent_after - sent_before) / steps),
+                  optimizer_bytes_per_step=optimizer_bytes(
+                      trainer.optimizer, workers))
     if index == 0:
         result["test_accuracy"] = trainer.accuracy(trainer.test)
     return result
