@@ -65,6 +65,8 @@ $(FLOOR): $(TEST_STAMP)
 	$(VENV)/bin/python -m pip install -q --no-deps --target $(FLOOR) \
 	    keras==$(FLOOR_KERAS)
 
+LOCAL_STEPS := DiLoCo Adam,Local Adam + sign outer,\
+Local SignAdamPP + sign outer
 SLOW_SIGN_HYBRIDS := Hybrid SignAdamPP recipe (sign lr 0.33x),\
 Hybrid signADAM++ adaptive (sign lr 0.33x),Hybrid Signum (sign lr 0.33x)
 # The sign settings the hybrid run chooses among, leave-one-task-out, and
@@ -92,6 +94,10 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/communication.md
 	$(VENV)/bin/python -m benchmarks.slow_link \
 	    --output benchmarks/results/slow_link.md
+	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --tta \
+	    100mbit:4,100mbit:2,1gbit:4,1gbit:2,10gbit:4,10gbit:2 --configs \
+	    "Adam,SignAdamPP vote,$(LOCAL_STEPS)" --epochs 12 --width 1024 \
+	    --output benchmarks/results/local_steps/slow_link.md
 	$(VENV)/bin/python -m benchmarks.threshold_scale \
 	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.sparse_signal \

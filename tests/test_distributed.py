@@ -23,7 +23,8 @@ def free_ports(n):
             s.close()
 
 
-MULTI_WORKER = ["SignAdamPP", "Signum", "NovoGrad", "SignAdamPP majority vote"]
+MULTI_WORKER = ["SignAdamPP", "Signum", "NovoGrad", "SignAdamPP majority vote",
+                "LocalSteps sign", "LocalSteps average"]
 
 
 def test_multi_worker_ends_with_identical_weights(tmp_path):
@@ -49,7 +50,15 @@ def test_multi_worker_ends_with_identical_weights(tmp_path):
     assert int(first["replicas"]) == 2
     assert first.keys() == second.keys()
     for key in first:
+        if "/local_" in key:
+            continue
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+    # Within a round each worker steps on its own gradients: the inner
+    # optimizers' states differ, and the weights agree after the round.
+    for name in ("LocalSteps sign", "LocalSteps average"):
+        local = [k for k in first if k.startswith(f"{name}/local_")]
+        assert local and any(not np.array_equal(first[k], second[k])
+                             for k in local), name
     for name in MULTI_WORKER:
         assert first[f"{name}/loss"][-1] < first[f"{name}/loss"][0], name
 

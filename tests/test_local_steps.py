@@ -47,6 +47,10 @@ CASES = [
     dict(inner="Signum", outer="sign", steps=1, eta=0.5, mu=0.9,
          nesterov=True, shapes=[[4, 4]], dtype="float32", seed=4,
          replicas=1),
+    # 4 replicas: the signs travel by integer all-reduce.
+    dict(inner="Adam", outer="sign", steps=2, eta=0.7, mu=0.9,
+         nesterov=True, shapes=[[9, 5], [3]], dtype="float32", seed=5,
+         replicas=4),
 ]
 
 

@@ -1,4 +1,5 @@
-"""Run in a fresh process: two logical CPUs, MirroredStrategy.
+"""Run in a fresh process: four logical CPUs, MirroredStrategy over the
+first `replicas` of them.
 
 For each case of the JSON list in argv[1] ({"inner", "outer", "steps",
 "eta", "mu", "nesterov", "shapes", "dtype", "seed", "replicas"}), applies
@@ -20,7 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
-    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 4)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402

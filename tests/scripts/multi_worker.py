@@ -5,8 +5,9 @@
 Trains a few steps on the bundled digits with each of the comma-separated
 OPTIMIZERS in turn (one model each, under the one strategy a process may
 create) and writes the final weights and optimizer variables, keyed by
-optimizer. Keras 3's `model.fit` does not run under this strategy
-(keras-team/keras#20585: the per-replica batch reaches a tensor
+optimizer (`NAME/local_I` for the inner optimizer of `LocalSteps`, whose
+state is each worker's own). Keras 3's `model.fit` does not run under
+this strategy (keras-team/keras#20585: the per-replica batch reaches a tensor
 conversion), so the steps are a custom loop: `strategy.run` with
 `optimizer.apply`, which all-reduces the gradients and updates every
 replica through the optimizer's distributed path.
@@ -37,6 +38,11 @@ FACTORIES = {
         1e-3, aggregation="majority_vote"),
     "Signum": lambda: ks.Signum(1e-3),
     "NovoGrad": lambda: ks.NovoGrad(1e-2),
+    # Rounds of 4 steps: the 16 steps end on a round's end.
+    "LocalSteps sign": lambda: ks.LocalSteps(ks.SignAdamPP(1e-3), steps=4,
+                                             outer="sign"),
+    "LocalSteps average": lambda: ks.LocalSteps(keras.optimizers.Adam(1e-3),
+                                                steps=4),
 }
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -81,8 +87,11 @@ def train(name):
                                      for b in dataset]))
     arrays = {f"{name}/weight_{i}": w
               for i, w in enumerate(model.get_weights())}
-    arrays.update({f"{name}/optimizer_{i}": v.numpy()
-                   for i, v in enumerate(optimizer.variables)})
+    # The inner optimizer of LocalSteps keeps each worker's own state.
+    inner = getattr(optimizer, "optimizer", None)
+    own = {id(v) for v in inner.variables} if inner is not None else set()
+    arrays.update({f"{name}/{'local' if id(v) in own else 'optimizer'}_{i}":
+                   v.numpy() for i, v in enumerate(optimizer.variables)})
     arrays[f"{name}/loss"] = np.array(epoch_losses)
     return arrays
 
