@@ -3,6 +3,7 @@ import re
 import keras
 
 from keras_signadam import compat
+from keras_signadam.optimizers import wrapping
 
 # The selectors `adaptive` takes by name; any other string is a regular
 # expression searched in the variable's path.
@@ -72,21 +73,13 @@ class Hybrid(keras.optimizers.Optimizer):
 
     def __init__(self, sign_optimizer=None, adaptive_optimizer=None,
                  adaptive=DEFAULT_ADAPTIVE, name=None, **kwargs):
-        for argument in kwargs:
-            raise ValueError(
-                f"`Hybrid` does not take `{argument}`: set it on "
-                "`sign_optimizer` or `adaptive_optimizer`. Received: "
-                f"{argument}={kwargs[argument]!r}")
+        wrapping.refuse_keras_arguments(
+            "Hybrid", kwargs, "`sign_optimizer` or `adaptive_optimizer`")
         super().__init__(learning_rate=0.0, name=name)
         import keras_signadam as ks
 
-        for argument, value in (("sign_optimizer", sign_optimizer),
-                                ("adaptive_optimizer", adaptive_optimizer)):
-            if value is not None and not isinstance(
-                    value, keras.optimizers.Optimizer):
-                raise ValueError(
-                    f"Argument `{argument}` must be a Keras optimizer. "
-                    f"Received: {argument}={value!r}")
+        wrapping.check_optimizer("sign_optimizer", sign_optimizer)
+        wrapping.check_optimizer("adaptive_optimizer", adaptive_optimizer)
         self.sign_optimizer = sign_optimizer or ks.SignAdamPP()
         self.adaptive_optimizer = (adaptive_optimizer
                                    or keras.optimizers.Adam())
@@ -145,13 +138,7 @@ class Hybrid(keras.optimizers.Optimizer):
                 + self.adaptive_optimizer.variables)
 
     def apply(self, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        trainable_variables = list(trainable_variables)
-        if not self.built:
-            with keras.name_scope(self.name, caller=self):
-                self.build(trainable_variables)
-            self.built = True
+        trainable_variables = wrapping.built_for(self, trainable_variables)
         sign, adaptive = self._split(grads, trainable_variables)
         if sign[1]:
             self.sign_optimizer.apply(*sign)
@@ -159,7 +146,8 @@ class Hybrid(keras.optimizers.Optimizer):
             # Non-finite components reach no parameter and no state, as
             # with the package's own optimizers.
             self.adaptive_optimizer.apply(
-                [None if g is None else finite(g) for g in adaptive[0]],
+                [None if g is None else wrapping.finite(g)
+                 for g in adaptive[0]],
                 adaptive[1])
 
     @property
@@ -236,15 +224,6 @@ class Hybrid(keras.optimizers.Optimizer):
                 config[argument] = keras.saving.deserialize_keras_object(
                     config[argument], custom_objects=custom_objects)
         return cls(**config)
-
-
-def finite(g):
-    """`g` with its non-finite components zeroed (integers as they are)."""
-    if isinstance(g, keras.Variable) or not hasattr(g, "dtype"):
-        g = keras.ops.convert_to_tensor(g)
-    if "int" in str(g.dtype):
-        return g
-    return keras.ops.where(keras.ops.isfinite(g), g, keras.ops.zeros_like(g))
 
 
 def _layer_of(path):

@@ -6,8 +6,8 @@ from keras_signadam import compat
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import error_feedback
 from keras_signadam.optimizers import state
+from keras_signadam.optimizers import wrapping
 from keras_signadam.optimizers.hybrid import Hybrid
-from keras_signadam.optimizers.hybrid import finite
 
 AVERAGE, SIGN = "average", "sign"
 OUTER_RULES = (AVERAGE, SIGN)
@@ -100,19 +100,13 @@ class LocalSteps(keras.optimizers.Optimizer):
     def __init__(self, optimizer=None, steps=16, outer=AVERAGE,
                  outer_learning_rate=0.7, outer_momentum=0.9, nesterov=True,
                  name=None, **kwargs):
-        for argument in kwargs:
-            raise ValueError(
-                f"`LocalSteps` does not take `{argument}`: set it on the "
-                f"inner `optimizer`. Received: {argument}="
-                f"{kwargs[argument]!r}")
+        wrapping.refuse_keras_arguments("LocalSteps", kwargs,
+                                        "the inner `optimizer`")
         super().__init__(learning_rate=0.0, name=name)
         import keras_signadam as ks
 
-        if optimizer is not None and not isinstance(
-                optimizer, keras.optimizers.Optimizer):
-            raise ValueError("Argument `optimizer` must be a Keras optimizer. "
-                             f"Received: optimizer={optimizer!r}")
-        optimizer = optimizer or ks.SignAdamPP()
+        optimizer = (wrapping.check_optimizer("optimizer", optimizer)
+                     or ks.SignAdamPP())
         for part in compat.inner_optimizers(optimizer):
             if isinstance(part, LocalSteps):
                 raise ValueError("Argument `optimizer` cannot be (or hold) "
@@ -158,20 +152,13 @@ class LocalSteps(keras.optimizers.Optimizer):
         return self._variables + self.optimizer.variables
 
     def apply(self, grads, trainable_variables=None):
-        if trainable_variables is None:
-            trainable_variables = self._trainable_variables
-        trainable_variables = list(trainable_variables)
-        if not self.built:
-            with keras.name_scope(self.name, caller=self):
-                self.build(trainable_variables)
-            self.built = True
+        trainable_variables = wrapping.built_for(self, trainable_variables)
         replicas = _replicas_in_sync()
         # The package's optimizers zero (and count) non-finite components
         # themselves; Keras's are given finite gradients.
         own = isinstance(self.optimizer, (base.Optimizer, Hybrid))
-        grads = [None if g is None else _times(g if own else finite(g),
-                                                replicas)
-                 for g in grads]
+        grads = [None if g is None else _times(
+            g if own else wrapping.finite(g), replicas) for g in grads]
         self.optimizer.apply(grads, trainable_variables)
         states = [self._states(v) for v in trainable_variables]
         if keras.backend.backend() == "tensorflow":
