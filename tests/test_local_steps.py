@@ -278,3 +278,21 @@ def test_bytes_per_step_and_the_inner_optimizers_figures():
     optimizer.learning_rate = 0.5
     assert float(optimizer.optimizer.learning_rate) == 0.5
     assert optimizer.iterations is optimizer.optimizer.iterations
+
+
+def test_sixteen_bit_weights_keep_a_float32_anchor():
+    """The anchor of a bfloat16 variable is float32 (its outer steps
+    would not move in bfloat16), and a round ends with the weights at
+    the anchor, rounded."""
+    rng = np.random.default_rng(11)
+    thetas = [rng.normal(size=(8, 4)).astype("float32")]
+    steps = [[rng.normal(size=(8, 4)).astype("float32")] for _ in range(6)]
+    optimizer = ks.LocalSteps(ks.SignAdamPP(0.01), steps=3, outer="sign")
+    _, variables = _apply(optimizer, thetas, steps, dtype="bfloat16")
+    anchor = optimizer.anchors[0]
+    assert keras.backend.standardize_dtype(anchor.dtype) == "float32"
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(keras.ops.cast(variables[0], "float32")),
+        keras.ops.convert_to_numpy(keras.ops.cast(
+            keras.ops.cast(anchor, "bfloat16"), "float32")))
+    assert not np.array_equal(keras.ops.convert_to_numpy(anchor), thetas[0])
