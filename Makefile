@@ -98,6 +98,9 @@ benchmarks: $(TEST_STAMP)
 	    100mbit:4,100mbit:2,1gbit:4,1gbit:2,10gbit:4,10gbit:2 --configs \
 	    "Adam,SignAdamPP vote,$(LOCAL_STEPS)" --epochs 12 --width 1024 \
 	    --output benchmarks/results/local_steps/slow_link.md
+	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --tta 100mbit:4 \
+	    --configs "Adam,SignAdamPP vote,$(LOCAL_STEPS)" --epochs 24 \
+	    --width 1024 --output benchmarks/results/local_steps_long/slow_link.md
 	$(VENV)/bin/python -m benchmarks.threshold_scale \
 	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.sparse_signal \
