@@ -32,7 +32,9 @@ import keras
 from keras import ops
 
 
-def _replicas_in_sync():
+def replicas_in_sync():
+    """Replicas in sync under a `tf.distribute` strategy; 1 on the other
+    backends, where nothing is aggregated per replica."""
     if keras.backend.backend() != "tensorflow":
         return 1
     from keras_signadam.backend.tensorflow import majority_vote
@@ -70,7 +72,7 @@ class MajorityVote(ExactSum):
 
     def votes(self):
         """Whether the gradients the update receives are votes."""
-        return _replicas_in_sync() > 1
+        return replicas_in_sync() > 1
 
     def aggregate_tf(self, optimizer, keras_sum, grads_and_vars):
         if not self.votes():

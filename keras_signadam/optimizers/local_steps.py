@@ -1,8 +1,11 @@
+import math
+
 import keras
 from keras import ops
 
 from keras_signadam import checks
 from keras_signadam import compat
+from keras_signadam.optimizers import aggregation
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import error_feedback
 from keras_signadam.optimizers import state
@@ -153,7 +156,7 @@ class LocalSteps(keras.optimizers.Optimizer):
 
     def apply(self, grads, trainable_variables=None):
         trainable_variables = wrapping.built_for(self, trainable_variables)
-        replicas = _replicas_in_sync()
+        replicas = aggregation.replicas_in_sync()
         # The package's optimizers zero (and count) non-finite components
         # themselves; Keras's are given finite gradients.
         own = isinstance(self.optimizer, (base.Optimizer, Hybrid))
@@ -256,7 +259,7 @@ class LocalSteps(keras.optimizers.Optimizer):
             raise ValueError("`bytes_sent` needs a built optimizer.")
         if replicas <= 1:
             return 0.0
-        sizes = [_size(v) for v, a in zip(self._trainable_variables,
+        sizes = [math.prod(v.shape) for v, a in zip(self._trainable_variables,
                                           self.anchors) if a is not None]
         total = sum(sizes)
         if self.outer == AVERAGE:
@@ -289,22 +292,8 @@ class LocalSteps(keras.optimizers.Optimizer):
         return cls(**config)
 
 
-def _replicas_in_sync():
-    if keras.backend.backend() != "tensorflow":
-        return 1
-    from keras_signadam.backend.tensorflow import majority_vote
-
-    return majority_vote.replicas_in_sync()
-
-
 def _times(g, replicas):
     if replicas == 1 or "int" in str(g.dtype):
         return g
     return g * ops.cast(replicas, g.dtype)
 
-
-def _size(variable):
-    size = 1
-    for dim in variable.shape:
-        size *= dim
-    return size

@@ -124,7 +124,8 @@ def _by_dtype(pairs):
 
 
 def _mean_changes(replicas, pairs):
-    """{variable index in pairs: the replicas' mean change}."""
+    """(pair, the replicas' mean change) for every pair, in one
+    collective per dtype."""
     changes = []
     for group in _by_dtype(pairs):
         flat = replicas.each(lambda i, group=group: tf.concat(
