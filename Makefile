@@ -69,12 +69,13 @@ LOCAL_STEPS := DiLoCo Adam,Local Adam + sign outer,\
 Local SignAdamPP + sign outer
 SLOW_SIGN_HYBRIDS := Hybrid SignAdamPP recipe (sign lr 0.33x),\
 Hybrid signADAM++ adaptive (sign lr 0.33x),Hybrid Signum (sign lr 0.33x)
+EF_HYBRIDS := Hybrid SignAdamPP recipe EF,Hybrid signADAM++ adaptive EF
 # The sign settings the hybrid run chooses among, leave-one-task-out, and
 # those the language-model task compares.
 SIGN_SETTINGS := SignAdamPP,SignAdamPP recipe,SignAdamPP beta_2=0.99,\
 SignAdamPP relative 0.25,SignAdamPP EF,SignAdamPP recipe EF,signADAM++,\
 signADAM++ adaptive,signADAM,Hybrid signADAM++,Hybrid signADAM++ adaptive,\
-Hybrid Signum,Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS)
+Hybrid Signum,Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
 LM_SETTINGS := signADAM++,signADAM++ adaptive,SignAdamPP recipe,\
 Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
 Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS)

@@ -171,6 +171,16 @@ HYBRIDS = {
         keras.optimizers.Adam(lr))),
     "Hybrid Signum (sign lr 0.33x)": (1e-3, lambda lr: _hybrid(
         ks.Signum(_times(lr, SIGN_RATE)), keras.optimizers.Adam(lr))),
+    # Error feedback on the sign part (SPEC 3.6 on one device): the
+    # residual restores what the sign dropped, the Adam part keeps the
+    # output layer and the vectors; both parts at the swept rate.
+    "Hybrid SignAdamPP recipe EF": (1e-3, lambda lr: _hybrid(
+        _pp(lr, threshold=0.25, threshold_mode="relative",
+            confidence="soft", error_feedback=True),
+        keras.optimizers.Adam(lr))),
+    "Hybrid signADAM++ adaptive EF": (1e-3, lambda lr: _hybrid(
+        ks.SignAdamPP(lr, threshold_mode="adaptive", error_feedback=True),
+        keras.optimizers.Adam(lr))),
     # The paper's set-up (L2 5e-4 coupled into the gradient; decoupled
     # for AW).
     "Hybrid L2": (1e-3, lambda lr: _hybrid(
@@ -193,7 +203,9 @@ ALL_CANDIDATES = ("SignAdamPP", "SignAdamPP recipe", "SignAdamPP beta_2=0.99",
                   "Hybrid SignAdamPP recipe",
                   "Hybrid SignAdamPP recipe (sign lr 0.33x)",
                   "Hybrid signADAM++ adaptive (sign lr 0.33x)",
-                  "Hybrid Signum (sign lr 0.33x)")
+                  "Hybrid Signum (sign lr 0.33x)",
+                  "Hybrid SignAdamPP recipe EF",
+                  "Hybrid signADAM++ adaptive EF")
 
 WARM_UP_EPOCHS = 2
 # 1-bit Adam's warm-up, as a fraction of the run (its authors use 15-25%).
