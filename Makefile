@@ -78,7 +78,7 @@ signADAM++ adaptive,signADAM,Hybrid signADAM++,Hybrid signADAM++ adaptive,\
 Hybrid Signum,Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
 LM_SETTINGS := signADAM++,signADAM++ adaptive,SignAdamPP recipe,\
 Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
-Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS)
+Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
 
 # Regenerates every committed benchmark result (hours on 2 cores; the
 # slow-link benchmark needs root and iproute2).
