@@ -66,7 +66,7 @@ $(FLOOR): $(TEST_STAMP)
 	    keras==$(FLOOR_KERAS)
 
 LOCAL_STEPS := DiLoCo Adam,Local Adam + sign outer,\
-Local SignAdamPP + sign outer
+Local SignAdamPP + sign outer,Local Adam + sign outer (mu=0)
 SLOW_SIGN_HYBRIDS := Hybrid SignAdamPP recipe (sign lr 0.33x),\
 Hybrid signADAM++ adaptive (sign lr 0.33x),Hybrid Signum (sign lr 0.33x)
 EF_HYBRIDS := Hybrid SignAdamPP recipe EF,Hybrid signADAM++ adaptive EF

@@ -55,7 +55,8 @@ JOBS_PER_LAUNCH = 8
 TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
                "SignAdamPP vote EF", "Signum vote", "Signum vote EF",
                "DiLoCo Adam", "Local Adam + sign outer",
-               "Local SignAdamPP + sign outer")
+               "Local SignAdamPP + sign outer",
+               "Local Adam + sign outer (mu=0)")
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
          "SignAdamPP vote EF": "SignAdamPP sum",
          "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}

@@ -64,6 +64,12 @@ def optimizer_for(config, lr):
             keras.optimizers.Adam(lr), steps=ROUND, outer="sign"),
         "Local SignAdamPP + sign outer": lambda: ks.LocalSteps(
             ks.SignAdamPP(lr), steps=ROUND, outer="sign"),
+        # SparseLoCo's outer step (Sarfi et al., 2025): the compressed
+        # change applied at rate 1 with no outer momentum, the per-worker
+        # residual taking momentum's place.
+        "Local Adam + sign outer (mu=0)": lambda: ks.LocalSteps(
+            keras.optimizers.Adam(lr), steps=ROUND, outer="sign",
+            outer_learning_rate=1.0, outer_momentum=0.0),
     }
     return factories[config]()
 
@@ -72,9 +78,10 @@ def optimizer_for(config, lr):
 ROUND = 16
 CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote", "SignAdamPP vote EF",
            "Signum sum", "Signum vote", "Signum vote EF", "DiLoCo Adam",
-           "Local Adam + sign outer", "Local SignAdamPP + sign outer")
+           "Local Adam + sign outer", "Local SignAdamPP + sign outer",
+           "Local Adam + sign outer (mu=0)")
 LOCAL = ("DiLoCo Adam", "Local Adam + sign outer",
-         "Local SignAdamPP + sign outer")
+         "Local SignAdamPP + sign outer", "Local Adam + sign outer (mu=0)")
 
 
 def model_for(width):
