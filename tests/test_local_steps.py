@@ -51,6 +51,10 @@ CASES = [
     dict(inner="Adam", outer="sign", steps=2, eta=0.7, mu=0.9,
          nesterov=True, shapes=[[9, 5], [3]], dtype="float32", seed=5,
          replicas=4),
+    # The sign outer step in SparseLoCo's form, which the docs recommend.
+    dict(inner="Adam", outer="sign", steps=3, eta=1.0, mu=0.0,
+         nesterov=True, shapes=[[6, 4], [4]], dtype="float32", seed=6,
+         replicas=2),
 ]
 
 

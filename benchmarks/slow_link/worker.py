@@ -64,9 +64,9 @@ def optimizer_for(config, lr):
             keras.optimizers.Adam(lr), steps=ROUND, outer="sign"),
         "Local SignAdamPP + sign outer": lambda: ks.LocalSteps(
             ks.SignAdamPP(lr), steps=ROUND, outer="sign"),
-        # SparseLoCo's outer step (Sarfi et al., 2025): the compressed
-        # change applied at rate 1 with no outer momentum, the per-worker
-        # residual taking momentum's place.
+        # The outer step in SparseLoCo's form (Sarfi et al., 2025): no
+        # outer momentum, each worker's residual taking its place, and the
+        # voted change applied whole (rate 1).
         "Local Adam + sign outer (mu=0)": lambda: ks.LocalSteps(
             keras.optimizers.Adam(lr), steps=ROUND, outer="sign",
             outer_learning_rate=1.0, outer_momentum=0.0),

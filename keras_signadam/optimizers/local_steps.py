@@ -85,7 +85,11 @@ class LocalSteps(keras.optimizers.Optimizer):
         outer: `"average"` (float32 all-reduce of the change) or `"sign"`
             (votes with error feedback, above). Defaults to `"average"`.
         outer_learning_rate: eta, >= 0. Defaults to 0.7 (DiLoCo).
-        outer_momentum: mu in [0, 1). Defaults to 0.9 (DiLoCo).
+        outer_momentum: mu in [0, 1). Defaults to 0.9 (DiLoCo). With
+            `outer="sign"`, `outer_momentum=0.0` and
+            `outer_learning_rate=1.0` (SparseLoCo's form: the residuals
+            take the momentum's place) did better on the slow-link
+            benchmark (`docs/local-steps.md`).
         nesterov: Whether the outer momentum is Nesterov's. Defaults to
             `True`.
         name: The optimizer's name. Defaults to `None`: a unique name
@@ -96,6 +100,8 @@ class LocalSteps(keras.optimizers.Optimizer):
           Training of Language Models](https://arxiv.org/abs/2311.08105)
         - [Peng et al., 2024, DeMo: Decoupled Momentum Optimization](
           https://arxiv.org/abs/2411.19870)
+        - [Sarfi et al., 2025, Communication Efficient LLM Pre-training
+          with SparseLoCo](https://arxiv.org/abs/2508.15706)
         - [Karimireddy et al., 2019, Error Feedback Fixes SignSGD and other
           Gradient Compression Schemes](https://arxiv.org/abs/1901.09847)
     """
