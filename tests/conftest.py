@@ -69,6 +69,7 @@ def documentation(tmp_path_factory):
 # unbroken run of that module's tests, so each of these modules goes to
 # one worker as a whole; every other test is scheduled on its own.
 SHARED_FIXTURE_MODULES = {
+    "tests/test_local_steps.py",
     "tests/test_majority_vote.py",
     "tests/test_other_backends.py",
     "tests/test_quality_benchmark.py",
