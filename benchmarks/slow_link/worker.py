@@ -80,8 +80,7 @@ CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote", "SignAdamPP vote EF",
            "Signum sum", "Signum vote", "Signum vote EF", "DiLoCo Adam",
            "Local Adam + sign outer", "Local SignAdamPP + sign outer",
            "Local Adam + sign outer (mu=0)")
-LOCAL = ("DiLoCo Adam", "Local Adam + sign outer",
-         "Local SignAdamPP + sign outer", "Local Adam + sign outer (mu=0)")
+LOCAL = tuple(c for c in CONFIGS if c.startswith(("DiLoCo", "Local")))
 
 
 def model_for(width):
