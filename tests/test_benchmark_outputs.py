@@ -23,6 +23,10 @@ RESULTS = {
     "benchmarks/results/local_steps/slow_link.md": "benchmarks.slow_link",
     "benchmarks/results/local_steps_long/slow_link.md":
         "benchmarks.slow_link",
+    "benchmarks/results/local_steps_ten_seeds/12_epochs.md":
+        "benchmarks.slow_link",
+    "benchmarks/results/local_steps_ten_seeds/24_epochs.md":
+        "benchmarks.slow_link",
     "benchmarks/results/threshold_scale.md": "benchmarks.threshold_scale",
     "benchmarks/results/sparse_signal.md": "benchmarks.sparse_signal",
     "benchmarks/results/quality.md": "benchmarks.quality",
