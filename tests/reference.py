@@ -316,6 +316,18 @@ def run(reference_factory, thetas, grads, dtype, clipnorm=None,
     return thetas, refs
 
 
+class SGD:
+    """theta - lr * g: an inner optimizer whose steps keep the gradient's
+    magnitudes (sign-like steps make near-ties that a top-k then splits
+    by rounding)."""
+
+    def __init__(self, lr):
+        self.lr = f32(lr)
+
+    def step(self, theta, g, t):
+        return (theta - self.lr * np.asarray(g, f32)).astype(f32)
+
+
 class Adam:
     """Keras's Adam (Kingma & Ba, 2015, with the "epsilon hat" of their
     section 2, as Keras documents it):
@@ -339,6 +351,29 @@ class Adam:
         return theta - alpha * self.m / (np.sqrt(self.v) + f32(self.eps))
 
 
+def top_k_2bit(p, density, chunk=4096):
+    """SparseLoCo's compression as `LocalSteps` documents it: in each
+    chunk of min(4096, n) components of the flat tensor (the last one
+    shorter), the ceil(density * chunk) of largest magnitude (the first
+    of equal ones), each sent as its sign times one of two levels: the
+    mean magnitude of the kept ones at or above the midpoint of the least
+    and largest kept magnitude, or of those below it."""
+    flat = np.asarray(p, f32).reshape(-1)
+    chunk = max(1, min(chunk, flat.size))
+    kept = min(chunk, int(np.ceil(density * chunk)))
+    q = np.zeros_like(flat)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        order = np.argsort(-np.abs(part), kind="stable")[:kept]
+        m = np.abs(part[order])
+        high = m >= (m.min() + m.max()) / f32(2)
+        levels = {side: f32(m[high == side].mean()) if np.any(high == side)
+                  else f32(0) for side in (False, True)}
+        for i, h in zip(order, high):
+            q[start + i] = (f32(-1) if part[i] < 0 else f32(1)) * levels[h]
+    return q.reshape(np.shape(p))
+
+
 class LocalSteps:
     """Local steps with an outer step every `steps` steps (DiLoCo, with
     the sign outer step of DeMo and SparseLoCo), for R replicas of one
@@ -348,12 +383,14 @@ class LocalSteps:
         d_r = a - theta_r;  d = mean_r d_r                  ("average")
         p_r = d_r + e_r, s_r = sign(p_r), k_r = <p_r, s_r> / <s_r, s_r>,
         e_r <- p_r - k_r s_r;  d = mean_r(k_r) sign(sum_r s_r)  ("sign")
+        p_r = d_r + e_r, q_r = top_k_2bit(p_r), e_r <- p_r - q_r,
+        d = mean_r q_r                                          ("top_k")
         u <- mu u + d;  a <- a - eta (d + mu u) (Nesterov) or a - eta u;
         theta_r <- a
     """
 
     def __init__(self, inner_factory, replicas, theta, steps, outer,
-                 eta, mu, nesterov):
+                 eta, mu, nesterov, density=1 / 64):
         self.inners = [inner_factory() for _ in range(replicas)]
         self.thetas = [np.asarray(theta, f32).copy()
                        for _ in range(replicas)]
@@ -362,6 +399,7 @@ class LocalSteps:
         self.e = [np.zeros_like(self.anchor) for _ in range(replicas)]
         self.steps, self.outer = steps, outer
         self.eta, self.mu, self.nesterov = f32(eta), f32(mu), nesterov
+        self.density = density
 
     def step(self, grads, t):
         """One step; `grads[r]` is replica r's gradient (of its share, as
@@ -376,6 +414,15 @@ class LocalSteps:
         changes = [self.anchor - theta for theta in self.thetas]
         if self.outer == "average":
             d = np.mean(np.stack(changes).astype(np.float64),
+                        axis=0).astype(f32)
+        elif self.outer == "top_k":
+            sent = []
+            for r, change in enumerate(changes):
+                p = change + self.e[r]
+                q = top_k_2bit(p, self.density)
+                self.e[r] = (p - q).astype(f32)
+                sent.append(q)
+            d = np.mean(np.stack(sent).astype(np.float64),
                         axis=0).astype(f32)
         else:
             signs, scales = [], []

@@ -24,7 +24,7 @@ def free_ports(n):
 
 
 MULTI_WORKER = ["SignAdamPP", "Signum", "NovoGrad", "SignAdamPP majority vote",
-                "LocalSteps sign", "LocalSteps average"]
+                "LocalSteps sign", "LocalSteps average", "LocalSteps top_k"]
 
 
 def test_multi_worker_ends_with_identical_weights(tmp_path):
@@ -55,7 +55,8 @@ def test_multi_worker_ends_with_identical_weights(tmp_path):
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)
     # Within a round each worker steps on its own gradients: the inner
     # optimizers' states differ, and the weights agree after the round.
-    for name in ("LocalSteps sign", "LocalSteps average"):
+    for name in ("LocalSteps sign", "LocalSteps average",
+                 "LocalSteps top_k"):
         local = [k for k in first if k.startswith(f"{name}/local_")]
         assert local and any(not np.array_equal(first[k], second[k])
                              for k in local), name

@@ -17,6 +17,7 @@ INNER = {
     "SignAdamPP": lambda: reference.SignAdamPP(0.01, threshold=0.05),
     "Signum": lambda: reference.Signum(0.01),
     "Adam": lambda: reference.Adam(0.01),
+    "SGD": lambda: reference.SGD(0.01),
 }
 
 
@@ -55,6 +56,16 @@ CASES = [
     dict(inner="Adam", outer="sign", steps=3, eta=1.0, mu=0.0,
          nesterov=True, shapes=[[6, 4], [4]], dtype="float32", seed=6,
          replicas=2),
+    # Top-k with 2-bit values: two chunks of which the second has fewer
+    # components than it keeps (4100 = 4096 + 4), a small tensor, and
+    # 4 replicas with a float64 anchor. SGD inside: its changes keep the
+    # gradients' spread of magnitudes.
+    dict(inner="SGD", outer="top_k", steps=2, eta=1.0, mu=0.0,
+         nesterov=True, shapes=[[4100], [5, 3]], dtype="float32", seed=7,
+         replicas=2),
+    dict(inner="SGD", outer="top_k", steps=3, eta=0.7, mu=0.9,
+         nesterov=True, shapes=[[70, 64], [9]], dtype="float64", seed=8,
+         replicas=4, density=0.1),
 ]
 
 
@@ -83,12 +94,12 @@ def test_replicas_follow_the_reference_and_agree_after_each_round(
     assert {k: run[k] for k in case} == case
     replicas, steps = case["replicas"], case["steps"]
     inner = INNER[case["inner"]]
-    if case["inner"] == "Adam":
+    if case["inner"] in ("Adam", "SGD"):
         inner = (lambda make=inner: _Cleaned(make()))
     references = [reference.LocalSteps(
         inner, replicas, _float(theta), steps,
-        case["outer"], case["eta"], case["mu"], case["nesterov"])
-        for theta in run["initial"]]
+        case["outer"], case["eta"], case["mu"], case["nesterov"],
+        case.get("density", 1 / 64)) for theta in run["initial"]]
     tolerance = 2e-5
     differed = False
     for t, (grads, observed) in enumerate(
@@ -119,7 +130,8 @@ def test_replicas_follow_the_reference_and_agree_after_each_round(
 @pytest.fixture(scope="module")
 def fit_runs():
     child = start_python([os.path.join(ROOT, "tests", "scripts",
-                                       "local_steps_fit.py"), "average,sign"])
+                                       "local_steps_fit.py"),
+                         "average,sign,top_k"])
     stdout, stderr = child.communicate(timeout=900)
     assert child.returncode == 0, stderr[-4000:]
     return [json.loads(line) for line in stdout.splitlines()
@@ -127,7 +139,7 @@ def fit_runs():
 
 
 def test_fit_under_mirrored_strategy_saves_loads_and_resumes(fit_runs):
-    assert len(fit_runs) == 8
+    assert len(fit_runs) == 12
     for run in fit_runs:
         label = (run["outer"], run["replicas"], run["steps_per_epoch"])
         total = 2 * run["steps_per_epoch"]
@@ -163,21 +175,27 @@ def _apply(optimizer, thetas, grads_by_step, dtype="float32"):
     return trajectory, variables
 
 
-@pytest.mark.parametrize("outer", ["average", "sign"])
+@pytest.mark.parametrize("outer", ["average", "sign", "top_k"])
 @pytest.mark.parametrize("nesterov", [True, False])
 def test_one_device_follows_the_reference(outer, nesterov):
     rng = np.random.default_rng(7)
     shapes = [(4, 3), (5,)]
+    inner = (ks.SignAdamPP(0.05, threshold=0.1),
+             lambda: reference.SignAdamPP(0.05, threshold=0.1))
+    if outer == "top_k":
+        # Two chunks, the second shorter; SGD keeps the magnitudes apart.
+        shapes.append((4100,))
+        inner = (keras.optimizers.SGD(0.05), lambda: reference.SGD(0.05))
     thetas = [rng.normal(size=s).astype("float32") for s in shapes]
     steps = [[rng.normal(size=s).astype("float32") for s in shapes]
              for _ in range(11)]
-    optimizer = ks.LocalSteps(ks.SignAdamPP(0.05, threshold=0.1), steps=3,
-                              outer=outer, outer_learning_rate=0.6,
-                              outer_momentum=0.8, nesterov=nesterov)
+    optimizer = ks.LocalSteps(inner[0], steps=3, outer=outer,
+                              outer_learning_rate=0.6, outer_momentum=0.8,
+                              nesterov=nesterov, outer_density=0.1)
     trajectory, _ = _apply(optimizer, thetas, steps)
     references = [reference.LocalSteps(
-        lambda: reference.SignAdamPP(0.05, threshold=0.1), 1, theta, 3,
-        outer, 0.6, 0.8, nesterov) for theta in thetas]
+        inner[1], 1, theta, 3, outer, 0.6, 0.8, nesterov, density=0.1)
+        for theta in thetas]
     for t, (grads, observed) in enumerate(zip(steps, trajectory), start=1):
         for j, ref in enumerate(references):
             expected = ref.step([grads[j]], t)[0]
@@ -204,18 +222,22 @@ def test_compiled_train_step_and_non_finite_gradients():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 5)).astype("float32")
     y = rng.normal(size=(64, 1)).astype("float32")
-    weights = {}
-    for jit_compile in (True, False):
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(1)])
-        model.compile(optimizer=ks.LocalSteps(keras.optimizers.Adam(0.01),
-                                              steps=2, outer="sign"),
-                      loss="mse", jit_compile=jit_compile)
-        model.fit(x, y, batch_size=16, epochs=3, verbose=0, shuffle=False)
-        weights[jit_compile] = model.get_weights()
-        assert int(model.optimizer.iterations) == 12
-    for compiled, eager in zip(weights[True], weights[False]):
-        np.testing.assert_allclose(compiled, eager, rtol=1e-5, atol=1e-6)
+    for outer in ("sign", "top_k"):
+        weights = {}
+        for jit_compile in (True, False):
+            keras.utils.set_random_seed(0)
+            model = keras.Sequential([keras.Input((5,)),
+                                      keras.layers.Dense(1)])
+            model.compile(optimizer=ks.LocalSteps(
+                keras.optimizers.Adam(0.01), steps=2, outer=outer),
+                loss="mse", jit_compile=jit_compile)
+            model.fit(x, y, batch_size=16, epochs=3, verbose=0,
+                      shuffle=False)
+            weights[jit_compile] = model.get_weights()
+            assert int(model.optimizer.iterations) == 12
+        for compiled, eager in zip(weights[True], weights[False]):
+            np.testing.assert_allclose(compiled, eager, rtol=1e-5,
+                                       atol=1e-6, err_msg=outer)
     optimizer = ks.LocalSteps(keras.optimizers.Adam(0.05), steps=2)
     bad = np.ones((3,), "float32")
     bad[1] = np.nan
@@ -233,6 +255,8 @@ def test_compiled_train_step_and_non_finite_gradients():
     (dict(outer_learning_rate=-1.0), "outer_learning_rate"),
     (dict(outer_momentum=1.0), "outer_momentum"),
     (dict(nesterov="yes"), "nesterov"),
+    (dict(outer_density=0.0), "outer_density"),
+    (dict(outer_density=1.5), "outer_density"),
     (dict(optimizer="adam"), "optimizer"),
     (dict(optimizer=ks.SignAdamPP(aggregation="majority_vote")),
      "optimizer"),
@@ -252,7 +276,7 @@ def test_config_round_trip_and_string_identifier():
     optimizer = ks.LocalSteps(
         ks.Hybrid(ks.Signum(0.01), keras.optimizers.Adam(0.002)), steps=5,
         outer="sign", outer_learning_rate=0.5, outer_momentum=0.0,
-        nesterov=False)
+        nesterov=False, outer_density=0.05)
     config = optimizer.get_config()
     again = ks.LocalSteps.from_config(config)
     assert again.get_config() == config
@@ -279,6 +303,14 @@ def test_bytes_per_step_and_the_inner_optimizers_figures():
     assert optimizer.bytes_sent(2) == pytest.approx(
         (4 * words + 2 * (2 - 1) / 2 * 4 * 2) / 8)
     assert optimizer.bytes_sent(1) == 0
+    # Top-k at density 1/64: the 10,000 components are 3 chunks of 4096
+    # keeping 64 each (16-bit indices, 2-bit codes, two float32 levels
+    # per chunk), the 10 one chunk keeping 1; all-gathered, so each of
+    # 4 replicas sends its words 3 times.
+    sparse = ks.LocalSteps(ks.SignAdamPP(0.01), steps=8, outer="top_k")
+    sparse.build(variables)
+    words = (192 // 2 + 192 // 16 + 6) + (1 + 1 + 2)
+    assert sparse.bytes_sent(4) == pytest.approx(3 * 4 * words / 8)
     optimizer.learning_rate = 0.5
     assert float(optimizer.optimizer.learning_rate) == 0.5
     assert optimizer.iterations is optimizer.optimizer.iterations

@@ -51,6 +51,8 @@ def reference_tests(backend, dtypes):
             "reference[True-sign]",
             "tests/test_local_steps.py::test_one_device_follows_the_"
             "reference[False-average]",
+            "tests/test_local_steps.py::test_one_device_follows_the_"
+            "reference[True-top_k]",
             "tests/test_local_steps.py::test_compiled_train_step_and_non_"
             "finite_gradients"]
     return ids

@@ -56,7 +56,8 @@ TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
                "SignAdamPP vote EF", "Signum vote", "Signum vote EF",
                "DiLoCo Adam", "Local Adam + sign outer",
                "Local SignAdamPP + sign outer",
-               "Local Adam + sign outer (mu=0)")
+               "Local Adam + sign outer (mu=0)",
+               "Local Adam + top-k outer (H=4)")
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
          "SignAdamPP vote EF": "SignAdamPP sum",
          "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}

@@ -2,7 +2,8 @@
 first `replicas` of them.
 
 For each case of the JSON list in argv[1] ({"inner", "outer", "steps",
-"eta", "mu", "nesterov", "shapes", "dtype", "seed", "replicas"}), applies
+"eta", "mu", "nesterov", "shapes", "dtype", "seed", "replicas", and
+optionally "density"}), applies
 `LocalSteps` for 3 rounds and a half to variables of those shapes under a
 MirroredStrategy with the given number of replicas, each replica given a
 gradient of its own (drawn from the seed; a few components non-finite),
@@ -32,6 +33,7 @@ INNER = {
     "SignAdamPP": lambda: ks.SignAdamPP(0.01, threshold=0.05),
     "Signum": lambda: ks.Signum(0.01),
     "Adam": lambda: keras.optimizers.Adam(0.01),
+    "SGD": lambda: keras.optimizers.SGD(0.01),
 }
 
 
@@ -61,7 +63,8 @@ def run(case):
         optimizer = ks.optimizers.LocalSteps(
             INNER[case["inner"]](), steps=case["steps"],
             outer=case["outer"], outer_learning_rate=case["eta"],
-            outer_momentum=case["mu"], nesterov=case["nesterov"])
+            outer_momentum=case["mu"], nesterov=case["nesterov"],
+            outer_density=case.get("density", 1 / 64))
         optimizer.build(variables)
     total = case["steps"] * 3 + case["steps"] // 2 + 1
     all_grads = gradients(case, total)

@@ -43,6 +43,10 @@ FACTORIES = {
                                              outer="sign"),
     "LocalSteps average": lambda: ks.LocalSteps(keras.optimizers.Adam(1e-3),
                                                 steps=4),
+    "LocalSteps top_k": lambda: ks.LocalSteps(keras.optimizers.Adam(1e-3),
+                                              steps=4, outer="top_k",
+                                              outer_learning_rate=1.0,
+                                              outer_momentum=0.0),
 }
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()

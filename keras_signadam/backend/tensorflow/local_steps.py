@@ -12,7 +12,9 @@ so the other steps send nothing:
    it is compressed there and the replica's residual updated.
 2. One collective for all variables (per dtype): the float32 mean of the
    changes, or the packed signs (`majority_vote.pack`, the per-step vote's
-   encoding and collective choice) and a second, tiny one for the scales.
+   encoding and collective choice) and a second, tiny one for the scales,
+   or (outer="top_k") the all-gather of every replica's kept components,
+   packed the same way.
 3. Every replica takes the same outer step from the same result and
    writes the new anchor into its weights.
 
@@ -33,6 +35,8 @@ from keras_signadam.backend.packing import fields_per_word
 from keras_signadam.backend.packing import radix_for
 from keras_signadam.backend.tensorflow.majority_vote import pack
 from keras_signadam.backend.tensorflow.majority_vote import summed_codes
+from keras_signadam.backend.tensorflow.majority_vote import unpack
+from keras_signadam.optimizers import top_k_compression
 
 
 def _tf(variable):
@@ -178,10 +182,63 @@ def _voted_changes(replicas, optimizer, pairs):
     return changes
 
 
+_INDEX_RADIX = 1 << top_k_compression.INDEX_BITS
+_CODE_RADIX = 1 << top_k_compression.CODE_BITS
+_PER_WORD = (fields_per_word(_INDEX_RADIX), fields_per_word(_CODE_RADIX))
+
+
+def _sparse_changes(replicas, optimizer, pairs):
+    """The mean over the replicas of their kept components, per variable;
+    each replica's residual keeps what it did not send."""
+    count, density = replicas.count, optimizer.outer_density
+    layouts = [top_k_compression.layout(math.prod(v.shape), density)
+               for v, _ in pairs]
+
+    def encode(index):
+        words = []
+        for variable, (anchor, _, residual) in pairs:
+            kept = replicas.copies(residual)[index]
+            p = (_change(replicas, index, variable, anchor)
+                 + tf.cast(kept, anchor.dtype))
+            indices, codes, levels = top_k_compression.compress(p, density)
+            kept.assign(tf.cast(p - top_k_compression.decode(
+                indices, codes, levels, p.shape, p.dtype), kept.dtype))
+            words += [pack(tf.reshape(indices, [-1]), _INDEX_RADIX),
+                      pack(tf.reshape(codes, [-1]), _CODE_RADIX),
+                      tf.reshape(tf.bitcast(levels, tf.int32), [-1])]
+        return tf.concat(words, axis=0)
+
+    received = tf.reshape(replicas.gather(replicas.each(encode)),
+                          [count, -1])
+    changes, start = [], 0
+    for pair, (_, chunks, kept) in zip(pairs, layouts):
+        anchor = pair[1][0]
+        entries = chunks * kept
+        parts = []
+        for length in (-(-entries // _PER_WORD[0]),
+                       -(-entries // _PER_WORD[1]),
+                       top_k_compression.LEVELS * chunks):
+            parts.append(received[:, start:start + length])
+            start += length
+        indices = tf.reshape(unpack(parts[0], _INDEX_RADIX, entries),
+                             [count, chunks, kept])
+        codes = tf.reshape(unpack(parts[1], _CODE_RADIX, entries),
+                           [count, chunks, kept])
+        levels = tf.reshape(tf.bitcast(parts[2], tf.float32),
+                            [count, chunks, 2])
+        total = tf.add_n([top_k_compression.decode(
+            indices[r], codes[r], levels[r], anchor.shape, anchor.dtype)
+            for r in range(count)])
+        changes.append((pair, total / tf.cast(count, anchor.dtype)))
+    return changes
+
+
 def _end_round(strategy, optimizer, pairs):
     replicas = _Replicas(strategy)
     if optimizer.outer == "sign":
         changes = _voted_changes(replicas, optimizer, pairs)
+    elif optimizer.outer == "top_k":
+        changes = _sparse_changes(replicas, optimizer, pairs)
     else:
         changes = _mean_changes(replicas, pairs)
     for (variable, (anchor, momentum, _)), change in changes:
