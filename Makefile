@@ -68,6 +68,9 @@ $(FLOOR): $(TEST_STAMP)
 # The local-steps goal's configurations again with 10 seeds: at 3 its
 # final accuracies could not settle a 0.5-point bound.
 TEN_SEEDS := Adam,SignAdamPP vote,DiLoCo Adam,Local Adam + sign outer (mu=0)
+# SparseLoCo's top-k outer step on short rounds, beside the same runs.
+TOP_K := $(TEN_SEEDS),Local Adam + top-k outer (H=4)
+TEN := benchmarks/results/local_steps_ten_seeds
 LOCAL_STEPS := DiLoCo Adam,Local Adam + sign outer,\
 Local SignAdamPP + sign outer,Local Adam + sign outer (mu=0)
 SLOW_SIGN_HYBRIDS := Hybrid SignAdamPP recipe (sign lr 0.33x),\
@@ -111,6 +114,16 @@ benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --tta 100mbit:4 \
 	    --configs "$(TEN_SEEDS)" --seeds 10 --epochs 24 --width 1024 \
 	    --output benchmarks/results/local_steps_ten_seeds/24_epochs.md
+	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --tta 100mbit:4 \
+	    --configs "$(TOP_K)" --seeds 10 --epochs 12 --width 1024 \
+	    --results $(TEN)/12_epochs_runs.jsonl \
+	    --selection $(TEN)/12_epochs_selection.jsonl \
+	    --output benchmarks/results/local_steps_top_k/12_epochs.md
+	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --tta 100mbit:4 \
+	    --configs "$(TOP_K)" --seeds 10 --epochs 24 --width 1024 \
+	    --results $(TEN)/24_epochs_runs.jsonl \
+	    --selection $(TEN)/24_epochs_selection.jsonl \
+	    --output benchmarks/results/local_steps_top_k/24_epochs.md
 	$(VENV)/bin/python -m benchmarks.threshold_scale \
 	    --output benchmarks/results/threshold_scale.md
 	$(VENV)/bin/python -m benchmarks.sparse_signal \
