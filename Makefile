@@ -82,6 +82,9 @@ SIGN_SETTINGS := SignAdamPP,SignAdamPP recipe,SignAdamPP beta_2=0.99,\
 SignAdamPP relative 0.25,SignAdamPP EF,SignAdamPP recipe EF,signADAM++,\
 signADAM++ adaptive,signADAM,Hybrid signADAM++,Hybrid signADAM++ adaptive,\
 Hybrid Signum,Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
+# The rest of Zhao et al.'s recipe (warm-up, betas near 0.95 and 0.98)
+# on two hybrids; Adam gets the same warm-up.
+ZHAO_HYBRIDS := Hybrid SignAdamPP recipe (Zhao),Hybrid Signum (Zhao)
 LM_SETTINGS := signADAM++,signADAM++ adaptive,SignAdamPP recipe,\
 Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
 Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
@@ -158,6 +161,11 @@ benchmarks: $(TEST_STAMP)
 	    .hybrid-resume --optimizers "Adam,$(SIGN_SETTINGS)" \
 	    --candidates "$(SIGN_SETTINGS)"
 	rm -f .hybrid-resume
+	$(VENV)/bin/python -m benchmarks.quality --output-dir \
+	    benchmarks/results/zhao_recipe --schedules constant --resume \
+	    benchmarks/results/hybrid/quality_runs.jsonl --optimizers \
+	    "Adam,Adam warm-up,$(SIGN_SETTINGS),$(ZHAO_HYBRIDS)" \
+	    --candidates "$(SIGN_SETTINGS),$(ZHAO_HYBRIDS)"
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/char_transformer --tasks char_transformer \
 	    --schedules constant --optimizers "Adam,AdamW,Lion,$(LM_SETTINGS)" \

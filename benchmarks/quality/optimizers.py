@@ -149,6 +149,32 @@ def _times(lr, factor):
 SIGN_RATE = 1 / 3
 
 
+class _WarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """The rate `rate` (a number or a schedule), reached linearly over
+    `steps` steps and then followed."""
+
+    def __init__(self, rate, steps):
+        self.rate, self.steps = rate, max(1, steps)
+
+    def __call__(self, step):
+        fraction = keras.ops.minimum(
+            1.0, (keras.ops.cast(step, "float32") + 1.0) / self.steps)
+        rate = (self.rate(step) if callable(self.rate) else self.rate)
+        return rate * fraction
+
+
+# The rest of Zhao et al.'s (2025) recipe for sign methods, fixed before
+# any run: a linear warm-up over the first 10% of the steps (Adam given
+# the same, as its own setting) and betas near (0.95, 0.98), on top of
+# the sign part's third of the rate. Their larger weight decay is left
+# out: 3 to 10 times the baseline's, and Adam here has none.
+ZHAO_WARM_UP = 0.1
+
+
+def _warm(lr, total_steps):
+    return _WarmUp(lr, int(ZHAO_WARM_UP * total_steps))
+
+
 # A sign rule on most variables, Keras's Adam on the output layer and the
 # vectors (`ks.Hybrid`'s default), both parts at the swept rate.
 HYBRIDS = {
@@ -193,6 +219,27 @@ HYBRIDS = {
 }
 OPTIMIZERS.update(HYBRIDS)
 
+# Zhao et al.'s recipe on the hybrids, and Adam with the same warm-up
+# (equal effort for the baseline).
+ZHAO = {
+    "Adam warm-up": (1e-3, lambda lr, total_steps: keras.optimizers.Adam(
+        _warm(lr, total_steps))),
+    "Hybrid SignAdamPP recipe (Zhao)": (1e-3, lambda lr, total_steps:
+                                        _hybrid(_pp(
+                                            _warm(_times(lr, SIGN_RATE),
+                                                  total_steps),
+                                            threshold=0.25,
+                                            threshold_mode="relative",
+                                            confidence="soft", beta_1=0.95,
+                                            beta_2=0.98),
+                                            keras.optimizers.Adam(
+                                                _warm(lr, total_steps)))),
+    "Hybrid Signum (Zhao)": (1e-3, lambda lr, total_steps: _hybrid(
+        ks.Signum(_warm(_times(lr, SIGN_RATE), total_steps), momentum=0.95),
+        keras.optimizers.Adam(_warm(lr, total_steps)))),
+}
+OPTIMIZERS.update(ZHAO)
+
 # The settings of the sign family a recommendation is chosen from, with
 # the paper's rules and the hybrids (`--candidates`).
 ALL_CANDIDATES = ("SignAdamPP", "SignAdamPP recipe", "SignAdamPP beta_2=0.99",
@@ -205,7 +252,8 @@ ALL_CANDIDATES = ("SignAdamPP", "SignAdamPP recipe", "SignAdamPP beta_2=0.99",
                   "Hybrid signADAM++ adaptive (sign lr 0.33x)",
                   "Hybrid Signum (sign lr 0.33x)",
                   "Hybrid SignAdamPP recipe EF",
-                  "Hybrid signADAM++ adaptive EF")
+                  "Hybrid signADAM++ adaptive EF",
+                  "Hybrid SignAdamPP recipe (Zhao)", "Hybrid Signum (Zhao)")
 
 WARM_UP_EPOCHS = 2
 # 1-bit Adam's warm-up, as a fraction of the run (its authors use 15-25%).
@@ -221,13 +269,14 @@ CALLBACKS = {
     "SignAdamPP warm-up": lambda: [
         ks.callbacks.ConfidenceScheduler(_warm_up)],
 }
-DEFAULT = [n for n in OPTIMIZERS
-           if n not in VARIANTS and n not in PAPER and n not in HYBRIDS]
+DEFAULT = [n for n in OPTIMIZERS if n not in VARIANTS and n not in PAPER
+           and n not in HYBRIDS and n not in ZHAO]
 
 OURS = ("SignAdamPP", "SignAdamPP recipe", "SignAdam", "Signum", "NovoGrad",
         "SignAdamPP EF", "SignAdamPP recipe EF", "SignAdamPP beta_2=0.99",
         "SignAdamPP relative 0.25", *VARIANTS,
-        *(n for n in PAPER if not n.startswith("Adam")), *HYBRIDS)
+        *(n for n in PAPER if not n.startswith("Adam")), *HYBRIDS,
+        *(n for n in ZHAO if not n.startswith("Adam")))
 
 
 def learning_rates(name, factors=FACTORS):
