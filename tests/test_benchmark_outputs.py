@@ -27,6 +27,10 @@ RESULTS = {
         "benchmarks.slow_link",
     "benchmarks/results/local_steps_ten_seeds/24_epochs.md":
         "benchmarks.slow_link",
+    "benchmarks/results/local_steps_top_k/12_epochs.md":
+        "benchmarks.slow_link",
+    "benchmarks/results/local_steps_top_k/24_epochs.md":
+        "benchmarks.slow_link",
     "benchmarks/results/threshold_scale.md": "benchmarks.threshold_scale",
     "benchmarks/results/sparse_signal.md": "benchmarks.sparse_signal",
     "benchmarks/results/quality.md": "benchmarks.quality",
@@ -36,6 +40,7 @@ RESULTS = {
     "benchmarks/results/wide_grid/quality.md": "benchmarks.quality",
     "benchmarks/results/paper_rules/quality.md": "benchmarks.quality",
     "benchmarks/results/hybrid/quality.md": "benchmarks.quality",
+    "benchmarks/results/zhao_recipe/quality.md": "benchmarks.quality",
     "benchmarks/results/char_transformer/quality.md": "benchmarks.quality",
     "benchmarks/results/paper/paper.md": "benchmarks.paper",
     "benchmarks/results/gpu/update_step.md": "benchmarks.update_step",
