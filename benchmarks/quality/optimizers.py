@@ -162,6 +162,9 @@ class _WarmUp(keras.optimizers.schedules.LearningRateSchedule):
         rate = (self.rate(step) if callable(self.rate) else self.rate)
         return rate * fraction
 
+    def get_config(self):
+        return {"rate": self.rate, "steps": self.steps}
+
 
 # The rest of Zhao et al.'s (2025) recipe for sign methods, fixed before
 # any run: a linear warm-up over the first 10% of the steps (Adam given
