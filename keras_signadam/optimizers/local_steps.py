@@ -5,11 +5,11 @@ from keras import ops
 
 from keras_signadam import checks
 from keras_signadam import compat
+from keras_signadam.backend import top_k_compression
 from keras_signadam.optimizers import aggregation
 from keras_signadam.optimizers import base
 from keras_signadam.optimizers import error_feedback
 from keras_signadam.optimizers import state
-from keras_signadam.optimizers import top_k_compression
 from keras_signadam.optimizers import wrapping
 from keras_signadam.optimizers.hybrid import Hybrid
 
@@ -53,8 +53,8 @@ class LocalSteps(keras.optimizers.Optimizer):
 
     With `outer="top_k"` each replica sends only the largest components
     of p_r, a fraction `outer_density` of each chunk of 4096, with 2-bit
-    values (SparseLoCo's compression; `top_k_compression.py` has the
-    exact rule):
+    values (SparseLoCo's compression; `backend/top_k_compression.py` has
+    the exact rule):
 
         p_r = d_r + e_r,   q_r = Q(top_k(p_r)),   e_r <- p_r - q_r
         d   = mean_r q_r

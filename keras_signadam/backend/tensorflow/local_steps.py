@@ -30,13 +30,13 @@ import math
 import keras
 import tensorflow as tf
 
+from keras_signadam.backend import top_k_compression
 from keras_signadam.backend.packing import collective_for
 from keras_signadam.backend.packing import fields_per_word
 from keras_signadam.backend.packing import radix_for
 from keras_signadam.backend.tensorflow.majority_vote import pack
 from keras_signadam.backend.tensorflow.majority_vote import summed_codes
 from keras_signadam.backend.tensorflow.majority_vote import unpack
-from keras_signadam.optimizers import top_k_compression
 
 
 def _tf(variable):
