@@ -168,8 +168,9 @@ benchmarks: $(TEST_STAMP)
 	    --candidates "$(SIGN_SETTINGS),$(ZHAO_HYBRIDS)"
 	$(VENV)/bin/python -m benchmarks.quality --output-dir \
 	    benchmarks/results/char_transformer --tasks char_transformer \
-	    --schedules constant --optimizers "Adam,AdamW,Lion,$(LM_SETTINGS)" \
-	    --candidates "$(LM_SETTINGS)"
+	    --schedules constant --optimizers \
+	    "Adam,Adam warm-up,AdamW,Lion,$(LM_SETTINGS),$(ZHAO_HYBRIDS)" \
+	    --candidates "$(LM_SETTINGS),$(ZHAO_HYBRIDS)"
 	$(VENV)/bin/python -m benchmarks.paper --output-dir \
 	    benchmarks/results/paper
 	$(VENV)/bin/python -m benchmarks.when_to_use
