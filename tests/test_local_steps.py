@@ -316,14 +316,16 @@ def test_bytes_per_step_and_the_inner_optimizers_figures():
     assert optimizer.iterations is optimizer.optimizer.iterations
 
 
-def test_sixteen_bit_weights_keep_a_float32_anchor():
+@pytest.mark.parametrize("outer", ["sign", "top_k"])
+def test_sixteen_bit_weights_keep_a_float32_anchor(outer):
     """The anchor of a bfloat16 variable is float32 (its outer steps
     would not move in bfloat16), and a round ends with the weights at
     the anchor, rounded."""
     rng = np.random.default_rng(11)
     thetas = [rng.normal(size=(8, 4)).astype("float32")]
     steps = [[rng.normal(size=(8, 4)).astype("float32")] for _ in range(6)]
-    optimizer = ks.LocalSteps(ks.SignAdamPP(0.01), steps=3, outer="sign")
+    optimizer = ks.LocalSteps(ks.SignAdamPP(0.01), steps=3, outer=outer,
+                              outer_density=0.25)
     _, variables = _apply(optimizer, thetas, steps, dtype="bfloat16")
     anchor = optimizer.anchors[0]
     assert keras.backend.standardize_dtype(anchor.dtype) == "float32"
