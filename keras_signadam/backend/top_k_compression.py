@@ -27,6 +27,8 @@ import math
 
 from keras import ops
 
+from keras_signadam.backend.packing import fields_per_word
+
 CHUNK = 4096
 INDEX_BITS = 16
 CODE_BITS = 2
@@ -40,12 +42,19 @@ def layout(size, density):
     return chunk, -(-size // chunk), min(chunk, math.ceil(density * chunk))
 
 
-def words(size, density):
-    """Int32 words one replica sends for a tensor of `size` components."""
+def part_words(size, density):
+    """Int32 words of the indices, the codes and the levels one replica
+    sends for a tensor of `size` components, in that order (the packing
+    of `packing.fields_per_word`)."""
     _, chunks, kept = layout(size, density)
     entries = chunks * kept
-    return (-(-entries // (32 // INDEX_BITS))
-            + -(-entries // (32 // CODE_BITS)) + LEVELS * chunks)
+    return (-(-entries // fields_per_word(1 << INDEX_BITS)),
+            -(-entries // fields_per_word(1 << CODE_BITS)), LEVELS * chunks)
+
+
+def words(size, density):
+    """Int32 words one replica sends for a tensor of `size` components."""
+    return sum(part_words(size, density))
 
 
 def compress(p, density):

@@ -184,15 +184,13 @@ def _voted_changes(replicas, optimizer, pairs):
 
 _INDEX_RADIX = 1 << top_k_compression.INDEX_BITS
 _CODE_RADIX = 1 << top_k_compression.CODE_BITS
-_PER_WORD = (fields_per_word(_INDEX_RADIX), fields_per_word(_CODE_RADIX))
 
 
 def _sparse_changes(replicas, optimizer, pairs):
     """The mean over the replicas of their kept components, per variable;
     each replica's residual keeps what it did not send."""
     count, density = replicas.count, optimizer.outer_density
-    layouts = [top_k_compression.layout(math.prod(v.shape), density)
-               for v, _ in pairs]
+    sizes = [math.prod(v.shape) for v, _ in pairs]
 
     def encode(index):
         words = []
@@ -211,13 +209,12 @@ def _sparse_changes(replicas, optimizer, pairs):
     received = tf.reshape(replicas.gather(replicas.each(encode)),
                           [count, -1])
     changes, start = [], 0
-    for pair, (_, chunks, kept) in zip(pairs, layouts):
+    for pair, size in zip(pairs, sizes):
         anchor = pair[1][0]
+        _, chunks, kept = top_k_compression.layout(size, density)
         entries = chunks * kept
         parts = []
-        for length in (-(-entries // _PER_WORD[0]),
-                       -(-entries // _PER_WORD[1]),
-                       top_k_compression.LEVELS * chunks):
+        for length in top_k_compression.part_words(size, density):
             parts.append(received[:, start:start + length])
             start += length
         indices = tf.reshape(unpack(parts[0], _INDEX_RADIX, entries),
