@@ -52,12 +52,6 @@ FACTORS = (0.3, 1.0, 3.0, 10.0)
 DEFAULT_LR = 1e-3
 TOLERANCE = 0.005       # the accuracy target: Adam's final minus this
 JOBS_PER_LAUNCH = 8
-TTA_CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote",
-               "SignAdamPP vote EF", "Signum vote", "Signum vote EF",
-               "DiLoCo Adam", "Local Adam + sign outer",
-               "Local SignAdamPP + sign outer",
-               "Local Adam + sign outer (mu=0)",
-               "Local Adam + top-k outer (H=4)")
 VOTES = {"SignAdamPP vote": "SignAdamPP sum",
          "SignAdamPP vote EF": "SignAdamPP sum",
          "Signum vote": "Signum sum", "Signum vote EF": "Signum sum"}
@@ -258,7 +252,9 @@ def select_rates(args, folder, replicas):
 
 
 def tta_configs(args):
-    return [c for c in TTA_CONFIGS if c in args.configs]
+    from benchmarks.slow_link import worker
+
+    return [c for c in worker.TRAINED if c in args.configs]
 
 
 def time_plan(args):
@@ -329,6 +325,8 @@ def tta_rows(emit, results, rate_name):
     bound, >= where only this one's is, none where both are)."""
     import numpy as np
 
+    from benchmarks.slow_link import worker
+
     summary = {}
     for (rate, workers) in sorted({(r["rate"], r["workers"])
                                    for r in results}, key=str):
@@ -345,7 +343,7 @@ def tta_rows(emit, results, rate_name):
         emit(TTA_HEADER)
         emit("|" + "---|" * (TTA_HEADER.count("|") - 1))
         adam_time = None
-        for config in TTA_CONFIGS:
+        for config in worker.TRAINED:
             mine = [r for r in runs if r["config"] == config]
             if not mine:
                 continue
@@ -412,7 +410,7 @@ def bytes_rows(emit, results, rate_name):
                                                                  workers)]
         sizes = worker.variable_sizes(runs[0]["width"])
         adam = ring_bytes("Adam", sizes, workers, {})
-        for config in TTA_CONFIGS:
+        for config in worker.TRAINED:
             mine = [r for r in runs if r["config"] == config]
             if not mine:
                 continue

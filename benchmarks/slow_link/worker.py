@@ -89,6 +89,9 @@ CONFIGS = ("Adam", "SignAdamPP sum", "SignAdamPP vote", "SignAdamPP vote EF",
            "Local Adam + sign outer", "Local SignAdamPP + sign outer",
            "Local Adam + sign outer (mu=0)", "Local Adam + top-k outer (H=4)")
 LOCAL = tuple(c for c in CONFIGS if c.startswith(("DiLoCo", "Local")))
+# Trained end to end for time to accuracy: all but Signum's float sum,
+# which only gives the Signum votes' step times a baseline.
+TRAINED = tuple(c for c in CONFIGS if c != "Signum sum")
 
 
 def model_for(width):
