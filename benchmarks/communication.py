@@ -13,10 +13,12 @@ Measures `aggregation="majority_vote"` against the exact float32 sum:
 2. Digits test accuracy at 4 replicas (`model.fit`, global batch 128),
    voted (with and without error feedback) against exact, for each sign
    optimizer, over 3 seeds.
-3. Step time: MirroredStrategy in one process, and MultiWorkerMirrored-
-   Strategy with two workers on loopback. Loopback hides the network (it
-   moves bytes at memory speed), so these times show the cost of packing
-   and voting, not the saving; the saving is in the cost model.
+3. Step time under MirroredStrategy in one process (the bytes table's
+   last column): with no network between the replicas it shows what
+   packing and voting cost, not what fewer bytes save. Workers in
+   separate processes behind rate-limited links are `benchmarks/slow_link`
+   (a network namespace of its own, `tc`); the saving at scale is the
+   cost model.
 4. A cost model: communication time per step on 1, 10 and 100 Gbit/s links
    for 8 to 256 replicas and a 25.6M-parameter model (ResNet-50), from
    the bytes per component measured in 1.
@@ -25,7 +27,6 @@ Measures `aggregation="majority_vote"` against the exact float32 sum:
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -45,10 +46,9 @@ ACCURACY_HEADER = ("| optimizer | exact float32 sum | majority vote | "
 ACCURACY_MODES = ("sum", "majority_vote", "majority_vote EF")
 # The target of the vote with error feedback: within this of exact.
 EF_TOLERANCE = 0.005
-LOOPBACK_HEADER = "| aggregation | step ms |"
 COST_HEADER = ("| replicas | float32 B/param | vote B/param | ratio | "
                "1 Gbit/s float32 / vote ms | 10 Gbit/s | 100 Gbit/s |")
-TABLE_HEADERS = [BYTES_HEADER, ACCURACY_HEADER, LOOPBACK_HEADER, COST_HEADER]
+TABLE_HEADERS = [BYTES_HEADER, ACCURACY_HEADER, COST_HEADER]
 
 
 def table(emit, header):
@@ -215,23 +215,6 @@ def child_accuracy(replicas, seeds, epochs):
     print(json.dumps(rows), flush=True)
 
 
-def child_worker(index, ports, steps, width):
-    """One of two MultiWorkerMirroredStrategy workers on loopback."""
-    os.environ["TF_CONFIG"] = json.dumps({
-        "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-        "task": {"type": "worker", "index": index}})
-    import tensorflow as tf
-
-    strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    rows = []
-    for mode in ("sum", "majority_vote"):
-        step, parameters = custom_loop(strategy, mode, width, batch=64)
-        rows.append({"mode": mode, "parameters": parameters,
-                     "step_ms": 1e3 * time_steps(step, steps)})
-    if index == 0:
-        print(json.dumps(rows), flush=True)
-
-
 # ---------------------------------------------------------------- parent
 def run_child(*args, timeout=3600):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep
@@ -243,32 +226,6 @@ def run_child(*args, timeout=3600):
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
-def run_workers(steps, width):
-    ports = free_ports(2)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    workers = [subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.communication", "--child",
-         "worker", str(i), str(ports[0]), str(ports[1]), str(steps),
-         str(width)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=env, cwd=ROOT) for i in range(2)]
-    outputs = [w.communicate(timeout=1800) for w in workers]
-    for w, (_, err) in zip(workers, outputs):
-        if w.returncode != 0:
-            raise RuntimeError(err[-3000:])
-    return json.loads(outputs[0][0].strip().splitlines()[-1])
 
 
 def wire_bytes(collective, sent, replicas):
@@ -295,9 +252,6 @@ def main(argv=None):
         elif kind == "accuracy":
             replicas, epochs, *seeds = map(int, rest)
             child_accuracy(replicas, seeds, epochs)
-        elif kind == "worker":
-            index, port0, port1, steps, width = map(int, rest)
-            child_worker(index, (port0, port1), steps, width)
         return 0
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -380,20 +334,6 @@ def main(argv=None):
              f"{100 * EF_TOLERANCE:g} points of exact aggregation at 4 "
              f"replicas: {100 * gap:+.2f} points, "
              f"{'met' if gap >= -EF_TOLERANCE else 'NOT met'}.")
-    emit()
-
-    emit("## Step time, two workers on loopback")
-    emit()
-    emit("MultiWorkerMirroredStrategy, two processes on this machine over "
-         f"127.0.0.1, digits MLP of width {width}, SignAdamPP, global "
-         "batch 64, median of the step times. Loopback moves bytes at "
-         "memory speed, so this shows what packing and voting cost, not "
-         "what fewer bytes save; `benchmarks/slow_link` measures both on "
-         "rate-limited links.")
-    emit()
-    table(emit, LOOPBACK_HEADER)
-    for row in run_workers(steps, width):
-        emit(f"| {row['mode']} | {row['step_ms']:.1f} |")
     emit()
 
     emit("## Cost model: communication time per step")

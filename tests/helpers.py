@@ -1,6 +1,7 @@
 """Helpers shared by the test modules (test modules import only this,
 `reference`, and the package)."""
 
+import functools
 import json
 import os
 import re
@@ -12,6 +13,9 @@ import zipfile
 import keras
 import ml_dtypes
 import numpy as np
+import pytest
+
+from benchmarks import network_namespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -90,11 +94,12 @@ def python_env(backend=None, **extra):
     return env
 
 
-def start_python(args, backend=None, env=None, cwd=None):
+def start_python(args, backend=None, env=None, cwd=None, prefix=()):
     """A child Python running `args` (a script path or -m/-c and its
-    arguments), with pipes for its output."""
+    arguments), with pipes for its output; `prefix` goes before the
+    interpreter (`ip netns exec NAME`)."""
     return subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE,
+        [*prefix, sys.executable, *args], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=cwd,
         env=python_env(backend, **(env or {})),
         # A child inherits an ignored SIGINT, and Python then installs no
@@ -184,3 +189,27 @@ class Sections:
                 f"{begun.split('=== BEGIN ')[0][-3000:]}\n"
                 f"error output:\n{self.stderr[-4000:]}")
         return self.printed[name]
+
+
+def needs_namespaces():
+    """A mark that skips a test where this process cannot make a network
+    namespace and shape its traffic (root and iproute2 are needed): the
+    processes of a test that talk over a network do so only inside one
+    (`benchmarks/network_namespace.py`)."""
+    return pytest.mark.skipif(
+        not _can_make_namespaces(),
+        reason="needs root and iproute2 to make a network namespace")
+
+
+@functools.cache
+def _can_make_namespaces():
+    try:
+        network_namespace.check()
+    except network_namespace.Unavailable:
+        return False
+    probe = network_namespace.Namespace(f"ks-probe-{os.getpid()}")
+    try:
+        with probe:
+            return True
+    except network_namespace.Unavailable:
+        return False

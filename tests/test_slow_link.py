@@ -11,27 +11,12 @@ import time
 
 import pytest
 
-from benchmarks.slow_link import namespace
+from benchmarks import network_namespace
 from tests.helpers import ROOT
+from tests.helpers import needs_namespaces
 from tests.helpers import run_python
 
-
-def can_make_namespaces():
-    try:
-        namespace.check()
-    except namespace.Unavailable:
-        return False
-    probe = namespace.Namespace(f"ks-probe-{os.getpid()}")
-    try:
-        with probe:
-            return True
-    except namespace.Unavailable:
-        return False
-
-
-NEEDS_NAMESPACES = pytest.mark.skipif(
-    not can_make_namespaces(),
-    reason="needs root and iproute2 to make a network namespace")
+NEEDS_NAMESPACES = needs_namespaces()
 
 
 def test_without_iproute2_it_stops_with_one_line(tmp_path):
@@ -54,14 +39,14 @@ def test_without_iproute2_it_stops_with_one_line(tmp_path):
 
 def test_without_root_it_says_so(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    with pytest.raises(namespace.Unavailable, match="need root"):
-        namespace.check()
+    with pytest.raises(network_namespace.Unavailable, match="need root"):
+        network_namespace.check()
 
 
 @pytest.mark.parametrize("text,bits", [("none", None), ("100mbit", 1e8),
                                        ("1gbit", 1e9), ("2.5GBIT", 2.5e9)])
 def test_rates_parse(text, bits):
-    assert namespace.parse_rate(text) == bits
+    assert network_namespace.parse_rate(text) == bits
 
 
 @pytest.mark.parametrize("text", ["1gb", "fast", "-1gbit", "0mbit"])
@@ -77,7 +62,7 @@ def test_bad_rates_are_refused_by_argument(text, capsys):
 @NEEDS_NAMESPACES
 @pytest.mark.parametrize("how", ["error", "interrupt", "terminate"])
 def test_namespace_is_removed_however_the_run_ends(how):
-    ns = namespace.Namespace(f"ks-test-{os.getpid()}-{how}")
+    ns = network_namespace.Namespace(f"ks-test-{os.getpid()}-{how}")
     raised = {"error": RuntimeError, "interrupt": KeyboardInterrupt,
               "terminate": BaseException}[how]
     with pytest.raises(raised):
@@ -267,8 +252,8 @@ def test_a_failed_link_is_reported_and_the_rest_kept(tmp_path, monkeypatch,
                      compute_ms=4.0, timed_steps=3, payload_bytes=4000,
                      wire_bytes_per_step=9000.0) for job in plan]
 
-    monkeypatch.setattr(namespace, "check", lambda: None)
-    monkeypatch.setattr(namespace, "Namespace", NoNamespace)
+    monkeypatch.setattr(network_namespace, "check", lambda: None)
+    monkeypatch.setattr(network_namespace, "Namespace", NoNamespace)
     monkeypatch.setattr(slow_link, "run_workers", run_workers)
     monkeypatch.setattr(slow_link, "inprocess_steps", lambda args, folder: [
         dict(config=c, replicas=2, parameters=1000, step_ms=5.0)

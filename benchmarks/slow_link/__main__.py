@@ -9,9 +9,10 @@ all-reduce, end to end.
 
 Needs root and iproute2 (`ip`, `tc`): it makes a private network namespace,
 limits its loopback with a token-bucket filter, and runs the workers of a
-`MultiWorkerMirroredStrategy` inside it on 127.0.0.1 (`namespace.py`);
-the namespace is removed at the end, on an error and on Ctrl-C. Without
-root or iproute2 it stops with one line.
+`MultiWorkerMirroredStrategy` inside it on 127.0.0.1
+(`benchmarks/network_namespace.py`); the namespace is removed at the end,
+on an error and on Ctrl-C. Without root or iproute2 it stops with one
+line.
 
 1. In one process, the voting step against the float32 step at 8 logical
    CPU replicas (no network).
@@ -58,7 +59,7 @@ VOTES = {"SignAdamPP vote": "SignAdamPP sum",
 
 
 def parse(argv):
-    from benchmarks.slow_link import namespace
+    from benchmarks import network_namespace
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.slow_link",
                                      description=__doc__.splitlines()[0])
@@ -107,7 +108,7 @@ def parse(argv):
                      f"choose from {', '.join(worker.CONFIGS)}")
     quick = args.quick
     try:
-        args.rates = [namespace.parse_rate(r) for r in (
+        args.rates = [network_namespace.parse_rate(r) for r in (
             args.rates or ("none,1gbit" if quick
                            else "none,10gbit,1gbit,100mbit")).split(",")]
     except ValueError as error:
@@ -115,7 +116,7 @@ def parse(argv):
     try:
         args.workers = [int(w) for w in (
             args.workers or ("2" if quick else "2,4")).split(",")]
-        args.tta = [(namespace.parse_rate(link.split(":")[0]),
+        args.tta = [(network_namespace.parse_rate(link.split(":")[0]),
                      int(link.split(":")[1]))
                     for link in (args.tta or ("1gbit:2" if quick
                                               else "1gbit:4")).split(",")
@@ -553,9 +554,9 @@ def step_sections(emit, args, inprocess, steps, name, failures):
 def write_report(args, inprocess, rates, steps, tta, seconds, output,
                  failures=()):
     from benchmarks import machine
-    from benchmarks.slow_link import namespace
+    from benchmarks import network_namespace
 
-    name = namespace.rate_name
+    name = network_namespace.rate_name
     report = machine.Report("Time to accuracy on slow links: the majority "
                             "vote against the float32 all-reduce")
     emit = report.emit
@@ -657,16 +658,16 @@ def write_report(args, inprocess, rates, steps, tta, seconds, output,
 
 def main(argv=None):
     args = parse(sys.argv[1:] if argv is None else argv)
-    from benchmarks.slow_link import namespace
+    from benchmarks import network_namespace
 
     try:
-        namespace.check()
-    except namespace.Unavailable as error:
+        network_namespace.check()
+    except network_namespace.Unavailable as error:
         print(f"slow_link: cannot run here: {error}", file=sys.stderr)
         return 2
     # SIGTERM unwinds the whole run, so the child of the phase under way
     # is stopped with it (subprocess.run kills it on any exception).
-    signal.signal(signal.SIGTERM, namespace.terminate)
+    signal.signal(signal.SIGTERM, network_namespace.terminate)
     start = time.time()
     with tempfile.TemporaryDirectory() as folder:
         inprocess = []
@@ -688,7 +689,7 @@ def main(argv=None):
         earlier = read_lines(args.results) if args.results else []
         args.reused = 0
         try:
-            with namespace.Namespace() as ns:
+            with network_namespace.Namespace() as ns:
                 for (rate, workers), plan in plans.items():
                     done = [r for r in earlier if (r["rate"], r["workers"])
                             == (rate, workers)]
@@ -698,8 +699,9 @@ def main(argv=None):
                     plan = [job for job, r in zip(plan, reused) if r is None]
                     if not plan:
                         continue
-                    print(f"{workers} workers, {namespace.rate_name(rate)}:"
-                          f" {len(plan)} jobs", file=sys.stderr, flush=True)
+                    rate_name = network_namespace.rate_name(rate)
+                    print(f"{workers} workers, {rate_name}: {len(plan)} jobs",
+                          file=sys.stderr, flush=True)
                     ns.limit(rate)
                     # A few jobs per launch: the workers' memory grows
                     # with every 10M-parameter model they build.
@@ -722,7 +724,7 @@ def main(argv=None):
                         results += launched
                         if args.keep_results:
                             write_lines(args.keep_results, launched, "a")
-        except namespace.Unavailable as error:
+        except network_namespace.Unavailable as error:
             print(f"slow_link: cannot run here: {error}", file=sys.stderr)
             return 2
         steps = [r for r in results if r["kind"] == "time"]
@@ -733,9 +735,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from benchmarks.slow_link import namespace
+    from benchmarks import network_namespace
 
     try:
         sys.exit(main())
-    except namespace.Terminated:
+    except network_namespace.Terminated:
         sys.exit(128 + signal.SIGTERM)

@@ -1,12 +1,13 @@
 """A private network namespace whose loopback is rate-limited with `tc`.
 
-The workers of the slow-link benchmark talk over 127.0.0.1 inside a
-namespace this module creates (`ip netns add`), whose loopback carries a
-token-bucket filter (`tc ... tbf`): every byte the workers exchange crosses
-that one limit, so W workers share one link of the given rate (their
-aggregate traffic is limited, not each worker's). Traffic never leaves the
-namespace, and the namespace is removed when the `with` block ends, on an
-error, on Ctrl-C and on SIGTERM.
+Every test and benchmark whose processes talk over a network (the
+slow-link benchmark's workers, the two-worker tests) does so on
+127.0.0.1 inside a namespace this module creates (`ip netns add`), whose
+loopback carries a token-bucket filter (`tc ... tbf`): every byte the
+workers exchange crosses that one limit, so W workers share one link of
+the given rate (their aggregate traffic is limited, not each worker's).
+Traffic never leaves the namespace, and the namespace is removed when the
+`with` block ends, on an error, on Ctrl-C and on SIGTERM.
 """
 
 import os
