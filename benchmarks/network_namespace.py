@@ -2,12 +2,17 @@
 
 Every test and benchmark whose processes talk over a network (the
 slow-link benchmark's workers, the two-worker tests) does so on
-127.0.0.1 inside a namespace this module creates (`ip netns add`), whose
-loopback carries a token-bucket filter (`tc ... tbf`): every byte the
-workers exchange crosses that one limit, so W workers share one link of
-the given rate (their aggregate traffic is limited, not each worker's).
-Traffic never leaves the namespace, and the namespace is removed when the
+127.0.0.1 inside a namespace this module creates, whose loopback carries
+a token-bucket filter (`tc ... tbf`): every byte the workers exchange
+crosses that one limit, so W workers share one link of the given rate
+(their aggregate traffic is limited, not each worker's). Traffic never
+leaves the namespace.
+
+`Namespace` (root): a named namespace (`ip netns add`), removed when the
 `with` block ends, on an error, on Ctrl-C and on SIGTERM.
+`UserNamespace` (no root needed where the kernel allows unprivileged user
+namespaces): one held by a process of its own, gone with it.
+`private()` gives the first of these that this machine allows.
 """
 
 import os
@@ -79,6 +84,15 @@ def terminate(signum, frame):
     raise Terminated()
 
 
+def token_bucket(bits):
+    """The `tc` arguments that limit the loopback to `bits` per second."""
+    # The bucket must hold at least one 64 KiB loopback packet and what
+    # the rate delivers in a timer tick (4 ms).
+    burst = max(1 << 20, int(bits / 8 * 0.004))
+    return ["qdisc", "replace", "dev", "lo", "root", "tbf", "rate",
+            f"{int(bits)}bit", "burst", str(burst), "latency", LATENCY]
+
+
 class Namespace:
     """`with Namespace() as ns:` a fresh namespace with its loopback up;
     `ns.limit(rate)` shapes it; `ns.command(argv)` runs argv inside."""
@@ -120,12 +134,84 @@ class Namespace:
             subprocess.run(["tc", "-n", self.name, "qdisc", "del", "dev",
                             "lo", "root"], capture_output=True)
             return
-        # The bucket must hold at least one 64 KiB loopback packet and
-        # what the rate delivers in a timer tick (4 ms).
-        burst = max(1 << 20, int(bits / 8 * 0.004))
-        _run(["tc", "-n", self.name, "qdisc", "replace", "dev", "lo", "root",
-              "tbf", "rate", f"{int(bits)}bit", "burst", str(burst),
-              "latency", LATENCY])
+        _run(["tc", "-n", self.name, *token_bucket(bits)])
 
     def command(self, argv):
         return ["ip", "netns", "exec", self.name, *argv]
+
+
+class UserNamespace:
+    """`with UserNamespace() as ns:` the same without root: a user
+    namespace with a network namespace of its own (`unshare --user
+    --map-root-user --net`), held by one process; `ns.command(argv)`
+    enters both with `nsenter`. It has no name and nothing to remove: it
+    is gone once its holder has exited and so has every process started
+    in it. Inside it `/sys` is still the host's, so the loopback's byte
+    counters there are not its own (the slow-link benchmark, which reads
+    them, needs `Namespace`)."""
+
+    def __init__(self):
+        self._holder = None
+
+    def __enter__(self):
+        tools = ("unshare", "nsenter", "ip", "tc")
+        missing = [tool for tool in tools if shutil.which(tool) is None]
+        if missing:
+            raise Unavailable(f"`{' and '.join(missing)}` not found: install "
+                              "util-linux and iproute2")
+        # The holder waits for its standard input to close: if this
+        # process dies without closing it, the holder still ends.
+        self._holder = subprocess.Popen(
+            ["unshare", "--user", "--map-root-user", "--net", "sh", "-c",
+             "ip link set lo up && echo up && exec cat"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        if self._holder.stdout.readline().strip() != "up":
+            _, error = self._holder.communicate()
+            self._holder = None
+            raise Unavailable(f"no user namespace could be made here: "
+                              f"{error.strip() or 'unshare failed'}")
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        self.remove()
+        return False
+
+    def remove(self):
+        if self._holder is None:
+            return
+        self._holder.stdin.close()
+        try:
+            self._holder.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._holder.kill()
+            self._holder.wait()
+        self._holder.stdout.close()
+        self._holder.stderr.close()
+        self._holder = None
+
+    def exists(self):
+        return self._holder is not None and self._holder.poll() is None
+
+    def limit(self, bits):
+        """Limits the loopback to `bits` per second (None: no limit)."""
+        if bits is None:
+            subprocess.run(self.command(["tc", "qdisc", "del", "dev", "lo",
+                                         "root"]), capture_output=True)
+            return
+        _run(self.command(["tc", *token_bucket(bits)]))
+
+    def command(self, argv):
+        return ["nsenter", "--preserve-credentials", "--user", "--net",
+                "-t", str(self._holder.pid), *argv]
+
+
+def private(name):
+    """A namespace to enter with `with`: `Namespace(name)` as root, else a
+    `UserNamespace`. Entering raises `Unavailable` where neither can be
+    made."""
+    try:
+        check()
+    except Unavailable:
+        return UserNamespace()
+    return Namespace(name)

@@ -191,25 +191,29 @@ class Sections:
         return self.printed[name]
 
 
-def needs_namespaces():
+def needs_namespaces(kind="root"):
     """A mark that skips a test where this process cannot make a network
-    namespace and shape its traffic (root and iproute2 are needed): the
-    processes of a test that talk over a network do so only inside one
-    (`benchmarks/network_namespace.py`)."""
+    namespace and shape its traffic: the processes of a test that talk
+    over a network do so only inside one (`benchmarks/network_namespace.py`).
+    `kind`: "root" for a `Namespace` (root and iproute2), "user" for a
+    `UserNamespace` (unprivileged user namespaces, util-linux and
+    iproute2), "any" for `network_namespace.private()`, either."""
+    makes = {"root": network_namespace.Namespace,
+             "user": lambda name: network_namespace.UserNamespace(),
+             "any": network_namespace.private}
+    needs = {"root": "root", "user": "unprivileged user namespaces",
+             "any": "root or unprivileged user namespaces"}
     return pytest.mark.skipif(
-        not _can_make_namespaces(),
-        reason="needs root and iproute2 to make a network namespace")
+        not _can_enter(kind, makes[kind]),
+        reason=f"needs {needs[kind]} and iproute2 to make a network "
+               "namespace")
 
 
 @functools.cache
-def _can_make_namespaces():
+def _can_enter(kind, make):
     try:
-        network_namespace.check()
-    except network_namespace.Unavailable:
-        return False
-    probe = network_namespace.Namespace(f"ks-probe-{os.getpid()}")
-    try:
-        with probe:
+        with make(f"ks-probe-{os.getpid()}") as namespace:
+            namespace.limit(1e9)
             return True
     except network_namespace.Unavailable:
         return False
