@@ -20,6 +20,7 @@ RESULTS = {
     "benchmarks/results/generalization.md": "benchmarks.generalization",
     "benchmarks/results/communication.md": "benchmarks.communication",
     "benchmarks/results/slow_link.md": "benchmarks.slow_link",
+    "benchmarks/results/vote_rules_0_6/slow_link.md": "benchmarks.slow_link",
     "benchmarks/results/local_steps/slow_link.md": "benchmarks.slow_link",
     "benchmarks/results/local_steps_long/slow_link.md":
         "benchmarks.slow_link",
