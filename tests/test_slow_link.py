@@ -132,12 +132,14 @@ def test_tiny_run_measures_and_leaves_no_namespace(tmp_path):
 @NEEDS_NAMESPACES
 def test_local_steps_run_reports_bytes_and_reuses_its_results(tmp_path):
     output, kept = tmp_path / "local.md", tmp_path / "runs.jsonl"
+    selection = tmp_path / "selection.jsonl"
     arguments = ["-m", "benchmarks.slow_link", "--quick", "--only-tta",
                  "--tta", "1gbit:2", "--configs",
                  "Adam,SignAdamPP vote,Local Adam + sign outer",
                  "--epochs", "2"]
-    run_python([*arguments, "--keep-results", str(kept), "--output",
-                str(output)], cwd=ROOT, timeout=900)
+    run_python([*arguments, "--keep-results", str(kept), "--keep-selection",
+                str(selection), "--output", str(output)], cwd=ROOT,
+               timeout=900)
     report = output.read_text()
     assert "## Step time and bytes" not in report
     rows = {}
@@ -157,11 +159,12 @@ def test_local_steps_run_reports_bytes_and_reuses_its_results(tmp_path):
     assert ring["Adam"] / ring["Local Adam + sign outer"] > 200
     assert re.search(r"- Local Adam \+ sign outer at 1 Gbit/s with 2 "
                      r"workers: [0-9]+x fewer bytes per step", report)
-    # The same run again from the kept results: nothing runs, and the
-    # tables come out the same.
+    # The same run again from the kept results and learning-rate runs:
+    # nothing runs, and the tables come out the same.
     again = tmp_path / "again.md"
-    run_python([*arguments, "--results", str(kept), "--output", str(again)],
-               cwd=ROOT, timeout=300)
+    run_python([*arguments, "--results", str(kept), "--selection",
+                str(selection), "--output", str(again)], cwd=ROOT,
+               timeout=300)
     regenerated = again.read_text()
     assert "jobs taken from an earlier run's results" in regenerated
     assert (report.split("## Time to accuracy")[1]
