@@ -84,16 +84,25 @@ def terminate(signum, frame):
     raise Terminated()
 
 
-def token_bucket(bits):
-    """The `tc` arguments that limit the loopback to `bits` per second."""
-    # The bucket must hold at least one 64 KiB loopback packet and what
-    # the rate delivers in a timer tick (4 ms).
-    burst = max(1 << 20, int(bits / 8 * 0.004))
-    return ["qdisc", "replace", "dev", "lo", "root", "tbf", "rate",
-            f"{int(bits)}bit", "burst", str(burst), "latency", LATENCY]
+class _Shaped:
+    """What both kinds share: `limit` runs `tc` inside, through the
+    kind's own `command`."""
+
+    def limit(self, bits):
+        """Limits the loopback to `bits` per second (None: no limit)."""
+        if bits is None:
+            subprocess.run(self.command(["tc", "qdisc", "del", "dev", "lo",
+                                         "root"]), capture_output=True)
+            return
+        # The bucket must hold at least one 64 KiB loopback packet and
+        # what the rate delivers in a timer tick (4 ms).
+        burst = max(1 << 20, int(bits / 8 * 0.004))
+        _run(self.command(["tc", "qdisc", "replace", "dev", "lo", "root",
+                           "tbf", "rate", f"{int(bits)}bit", "burst",
+                           str(burst), "latency", LATENCY]))
 
 
-class Namespace:
+class Namespace(_Shaped):
     """`with Namespace() as ns:` a fresh namespace with its loopback up;
     `ns.limit(rate)` shapes it; `ns.command(argv)` runs argv inside."""
 
@@ -128,19 +137,11 @@ class Namespace:
         return any(line.split()[0] == self.name
                    for line in listed.splitlines() if line.strip())
 
-    def limit(self, bits):
-        """Limits the loopback to `bits` per second (None: no limit)."""
-        if bits is None:
-            subprocess.run(["tc", "-n", self.name, "qdisc", "del", "dev",
-                            "lo", "root"], capture_output=True)
-            return
-        _run(["tc", "-n", self.name, *token_bucket(bits)])
-
     def command(self, argv):
         return ["ip", "netns", "exec", self.name, *argv]
 
 
-class UserNamespace:
+class UserNamespace(_Shaped):
     """`with UserNamespace() as ns:` the same without root: a user
     namespace with a network namespace of its own (`unshare --user
     --map-root-user --net`), held by one process; `ns.command(argv)`
@@ -192,14 +193,6 @@ class UserNamespace:
 
     def exists(self):
         return self._holder is not None and self._holder.poll() is None
-
-    def limit(self, bits):
-        """Limits the loopback to `bits` per second (None: no limit)."""
-        if bits is None:
-            subprocess.run(self.command(["tc", "qdisc", "del", "dev", "lo",
-                                         "root"]), capture_output=True)
-            return
-        _run(self.command(["tc", *token_bucket(bits)]))
 
     def command(self, argv):
         return ["nsenter", "--preserve-credentials", "--user", "--net",

@@ -198,21 +198,22 @@ def needs_namespaces(kind="root"):
     `kind`: "root" for a `Namespace` (root and iproute2), "user" for a
     `UserNamespace` (unprivileged user namespaces, util-linux and
     iproute2), "any" for `network_namespace.private()`, either."""
-    makes = {"root": network_namespace.Namespace,
-             "user": lambda name: network_namespace.UserNamespace(),
-             "any": network_namespace.private}
     needs = {"root": "root", "user": "unprivileged user namespaces",
              "any": "root or unprivileged user namespaces"}
     return pytest.mark.skipif(
-        not _can_enter(kind, makes[kind]),
+        not _can_enter(kind),
         reason=f"needs {needs[kind]} and iproute2 to make a network "
                "namespace")
 
 
 @functools.cache
-def _can_enter(kind, make):
+def _can_enter(kind):
+    name = f"ks-probe-{os.getpid()}"
+    made = {"root": lambda: network_namespace.Namespace(name),
+            "user": network_namespace.UserNamespace,
+            "any": lambda: network_namespace.private(name)}[kind]
     try:
-        with make(f"ks-probe-{os.getpid()}") as namespace:
+        with made() as namespace:
             namespace.limit(1e9)
             return True
     except network_namespace.Unavailable:
