@@ -242,13 +242,28 @@ def median_time(step, steps, budget=None, warm_up=2):
     return times[len(times) // 2], len(times)
 
 
+def barrier(strategy):
+    """Returns on each worker once every worker has called it (a
+    one-number all-reduce, a few hundred bytes on the wire)."""
+    import tensorflow as tf
+
+    one = strategy.run(lambda: tf.constant(1.0))
+    strategy.reduce(tf.distribute.ReduceOp.SUM, one, axis=None)
+
+
 def time_job(strategy, job, data, workers, payload):
     trainer = Trainer(strategy, job["config"], job["width"], job["lr"], 0,
                       data, workers, payload)
     trainer.step()
+    # Worker 0 reads a counter that all workers' traffic moves: without
+    # the barriers, a worker still in its last step (or already in its
+    # next) would leave bytes outside the window, which over a few timed
+    # steps is a few percent.
+    barrier(strategy)
     sent_before = loopback_bytes()
     step_seconds, steps = median_time(trainer.step, job["steps"],
                                       job["budget"], warm_up=1)
+    barrier(strategy)
     sent_after = loopback_bytes()
     # Every timed step plus the warm-up step after the counter started.
     counted = steps + 1
