@@ -32,6 +32,8 @@ import sys
 import time
 
 from benchmarks import distributed_step
+from benchmarks.statistics import mean_and_error
+from benchmarks.statistics import plus_minus
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -234,15 +236,6 @@ def wire_bytes(collective, sent, replicas):
     return 2 * (replicas - 1) / replicas * sent
 
 
-def mean_and_error(values):
-    import numpy as np
-
-    values = np.asarray(values, float)
-    error = values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 \
-        else float("nan")
-    return values.mean(), error
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--child":
@@ -325,8 +318,8 @@ def main(argv=None):
                             if r["optimizer"] == name and r["mode"] == mode])
             for mode in ACCURACY_MODES)
         feedback_gaps[name] = fm - em
-        emit(f"| {name} | {em:.4f} ± {ee:.4f} | {vm:.4f} ± {ve:.4f} | "
-             f"{vm - em:+.4f} | {fm:.4f} ± {fe:.4f} | {fm - em:+.4f} |")
+        emit(f"| {name} | {plus_minus(em, ee)} | {plus_minus(vm, ve)} | "
+             f"{vm - em:+.4f} | {plus_minus(fm, fe)} | {fm - em:+.4f} |")
     emit()
     for name in ("Signum", "SignAdamPP"):
         gap = feedback_gaps[name]

@@ -1,12 +1,13 @@
 """The tables of `paper.md`: the paper's figures beside the runs'."""
 
-import math
 
 import numpy as np
 
 from benchmarks import machine
 from benchmarks.paper.tasks import TASKS
 from benchmarks.quality import summary
+from benchmarks.statistics import mean_and_error
+from benchmarks.statistics import plus_minus
 
 # Rows in the order of the paper's tables; the name the paper gives each.
 TABLE_2 = {
@@ -86,8 +87,7 @@ def _epochs_cell(cell, tolerance):
     hits = [e for e in reached if e is not None]
     if not hits:
         return "never"
-    mean, error = summary.mean_and_error(hits)
-    text = f"{mean:.1f}" + ("" if math.isnan(error) else f" ± {error:.1f}")
+    text = plus_minus(*mean_and_error(hits), 1)
     if len(hits) < len(reached):
         text += f" ({len(hits)}/{len(reached)} seeds; others never)"
     return text

@@ -9,6 +9,7 @@ from benchmarks.quality import optimizers
 from benchmarks.quality import summary
 from benchmarks.quality.tasks import ALL_TASKS
 from benchmarks.quality.tasks import TASKS
+from benchmarks.statistics import plus_minus as _pm
 
 TASK_HEADER = ("| optimizer | schedule | lr | test acc | gap | epochs to 95% "
                "| s/epoch | test acc per lr |")
@@ -31,12 +32,6 @@ COSTS_HEADER = ("| optimizer | state bytes / parameter | bytes sent / "
 TABLE_HEADERS = [summary_header(TASKS), summary_header(list(TASKS)[:4]),
                  summary_header(["char_transformer"]), TASK_HEADER,
                  LOTO_HEADER, STUDY_HEADER, COSTS_HEADER]
-
-
-def _pm(mean, error, digits=4):
-    if not np.isfinite(error):
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {error:.{digits}f}"
 
 
 def write(records, args, candidates, seconds):

@@ -3,17 +3,10 @@ configuration would be given (by validation accuracy), its test accuracy
 over seeds, and the targets."""
 
 import collections
-import math
 
 import numpy as np
 
-
-def mean_and_error(values):
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float("nan")
-    return (float(values.mean()),
-            float(values.std(ddof=1) / math.sqrt(len(values))))
+from benchmarks.statistics import mean_and_error
 
 
 class Cell:

@@ -44,6 +44,8 @@ from benchmarks.slow_link.tables import INPROCESS_HEADER
 from benchmarks.slow_link.tables import LR_HEADER
 from benchmarks.slow_link.tables import STEP_HEADER
 from benchmarks.slow_link.tables import TTA_HEADER
+from benchmarks.statistics import mean_and_error
+from benchmarks.statistics import plus_minus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -273,21 +275,6 @@ def tta_plan(args, rates):
 
 
 # -------------------------------------------------------------- report
-def mean_and_error(values):
-    import numpy as np
-
-    values = np.asarray(values, float)
-    error = (values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1
-             else float("nan"))
-    return float(values.mean()), float(error)
-
-
-def _pm(mean, error, digits=1):
-    if error != error:  # NaN: one value
-        return f"{mean:.{digits}f}"
-    return f"{mean:.{digits}f} ± {error:.{digits}f}"
-
-
 def step_rows(emit, results, rate_name):
     by_key = {(r["workers"], r["rate"], r["width"], r["config"]): r
               for r in results}
@@ -366,13 +353,13 @@ def tta_rows(emit, results, rate_name):
                         "≤ " if exact else "≥ ")
                 versus = f"{sign}{mean_time[0] / adam_time[0]:.2f}x"
             shown = ("not reached" if not mean_time else
-                     ("" if exact else "≥ ") + _pm(*mean_time))
+                     ("" if exact else "≥ ") + plus_minus(*mean_time, 1))
             emit(f"| {rate_name(rate)} | {workers} | {config} | "
                  f"{mine[0]['lr']:g} | {shown} | "
                  f"{len(steps)} of {len(mine)} | "
-                 f"{_pm(*mean_and_error(steps), 0) if steps else ''} | "
-                 f"{_pm(*mean_and_error(finals), 4)} | "
-                 f"{_pm(*mean_and_error(tests), 4)} | {versus} |")
+                 f"{plus_minus(*mean_and_error(steps), 0) if steps else ''} | "
+                 f"{plus_minus(*mean_and_error(finals), 4)} | "
+                 f"{plus_minus(*mean_and_error(tests), 4)} | {versus} |")
         emit()
     return summary
 
