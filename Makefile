@@ -68,6 +68,9 @@ $(FLOOR): $(TEST_STAMP)
 # slow_link.md's time to accuracy (1 Gbit/s, 4 workers) again with 0.6's
 # rules: slow_link.md was taken with 0.5's.
 VOTE_TTA := Adam,SignAdamPP sum,SignAdamPP vote,SignAdamPP vote EF
+# slow_link.md's configurations: the per-step aggregations (local steps
+# have runs of their own below).
+VOTES := $(VOTE_TTA),Signum sum,Signum vote,Signum vote EF
 # The local-steps goal's configurations again with 10 seeds: at 3 its
 # final accuracies could not settle a 0.5-point bound.
 TEN_SEEDS := Adam,SignAdamPP vote,DiLoCo Adam,Local Adam + sign outer (mu=0)
@@ -105,7 +108,7 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/generalization.md
 	$(VENV)/bin/python -m benchmarks.communication \
 	    --output benchmarks/results/communication.md
-	$(VENV)/bin/python -m benchmarks.slow_link \
+	$(VENV)/bin/python -m benchmarks.slow_link --configs "$(VOTES)" \
 	    --output benchmarks/results/slow_link.md
 	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --configs \
 	    "$(VOTE_TTA)" --output benchmarks/results/vote_rules_0_6/slow_link.md

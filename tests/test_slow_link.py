@@ -16,7 +16,7 @@ from tests.helpers import ROOT
 from tests.helpers import needs_namespaces
 from tests.helpers import run_python
 
-NEEDS_NAMESPACES = needs_namespaces()
+NEEDS_NAMESPACES = needs_namespaces("any")
 
 
 def test_without_iproute2_it_stops_with_one_line(tmp_path):
@@ -27,12 +27,11 @@ def test_without_iproute2_it_stops_with_one_line(tmp_path):
     result = run_python(["-m", "benchmarks.slow_link", "--quick"],
                         cwd=ROOT, env={"PATH": str(bin_dir)}, check=False)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    if os.geteuid() != 0:
-        assert lines == ["slow_link: cannot run here: network namespaces "
-                         "need root (run as root, or skip this benchmark)"]
-    else:
-        assert lines == ["slow_link: cannot run here: `ip and tc` not "
-                         "found: install iproute2"]
+    # With root or without, the user namespace is the last resort, and
+    # what it lacks is named.
+    assert lines == ["slow_link: cannot run here: `unshare and nsenter and "
+                     "ip and tc` not found: install util-linux and "
+                     "iproute2"]
     assert result.returncode == 2
     assert result.stdout == ""
 
@@ -41,6 +40,16 @@ def test_without_root_it_says_so(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     with pytest.raises(network_namespace.Unavailable, match="need root"):
         network_namespace.check()
+
+
+def test_the_report_names_the_arguments_that_shape_it():
+    from benchmarks.slow_link import __main__ as command
+
+    args = command.parse(["--configs", "Adam,SignAdamPP vote", "--output",
+                          "out.md", "--keep-results=runs.jsonl", "--seeds",
+                          "2", "--keep-selection", "selection.jsonl"])
+    assert args.command == ("python -m benchmarks.slow_link --configs "
+                            "'Adam,SignAdamPP vote' --seeds 2")
 
 
 @pytest.mark.parametrize("text,bits", [("none", None), ("100mbit", 1e8),
@@ -255,8 +264,8 @@ def test_a_failed_link_is_reported_and_the_rest_kept(tmp_path, monkeypatch,
                      compute_ms=4.0, timed_steps=3, payload_bytes=4000,
                      wire_bytes_per_step=9000.0) for job in plan]
 
-    monkeypatch.setattr(network_namespace, "check", lambda: None)
-    monkeypatch.setattr(network_namespace, "Namespace", NoNamespace)
+    monkeypatch.setattr(network_namespace, "private",
+                        lambda name: NoNamespace())
     monkeypatch.setattr(slow_link, "run_workers", run_workers)
     monkeypatch.setattr(slow_link, "inprocess_steps", lambda args, folder: [
         dict(config=c, replicas=2, parameters=1000, step_ms=5.0)

@@ -32,11 +32,11 @@ import sys
 import time
 
 from benchmarks import distributed_step
+from benchmarks.network_namespace import loopback_bytes
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 GLOBAL_BATCH = 128
-LOOPBACK_TX = "/sys/class/net/lo/statistics/tx_bytes"
 HEARTBEAT_TIMEOUT_MS = 600_000
 
 
@@ -138,14 +138,6 @@ class Payload:
             return originals[1](self, value, axis, options)
 
         context.all_reduce, context.all_gather = all_reduce, all_gather
-
-
-def loopback_bytes():
-    try:
-        with open(LOOPBACK_TX) as f:
-            return int(f.read())
-    except OSError:
-        return None
 
 
 class Trainer:
