@@ -45,11 +45,12 @@ def test_without_root_it_says_so(monkeypatch):
 def test_the_report_names_the_arguments_that_shape_it():
     from benchmarks.slow_link import __main__ as command
 
-    args = command.parse(["--configs", "Adam,SignAdamPP vote", "--output",
+    args = command.parse(["--configs", "Adam,SignAdamPP vote", "--out",
                           "out.md", "--keep-results=runs.jsonl", "--seeds",
-                          "2", "--keep-selection", "selection.jsonl"])
-    assert args.command == ("python -m benchmarks.slow_link --configs "
-                            "'Adam,SignAdamPP vote' --seeds 2")
+                          "2", "--keep-selection", "selection.jsonl",
+                          "--only-tta"])
+    assert args.command == ("python -m benchmarks.slow_link --seeds 2 "
+                            "--only-tta --configs 'Adam,SignAdamPP vote'")
 
 
 @pytest.mark.parametrize("text,bits", [("none", None), ("100mbit", 1e8),

@@ -102,7 +102,7 @@ def parse(argv):
                              "it arrives (a later failure loses nothing)")
     parser.add_argument("--output", default=None)
     args = parser.parse_args(argv)
-    args.command = shown_command(argv)
+    args.command = shown_command(args)
     from benchmarks.slow_link import worker
 
     args.configs = [c.strip() for c in (args.configs or ",".join(
@@ -145,18 +145,19 @@ def parse(argv):
     return args
 
 
-def shown_command(argv):
-    """The command line as the report names it: every argument that
-    shapes the results, without those that only say where files go."""
-    shown, skip = ["python", "-m", "benchmarks.slow_link"], False
-    for argument in argv:
-        if skip:
-            skip = False
-        elif argument in ("--output", "--keep-results", "--keep-selection"):
-            skip = True
-        elif not argument.startswith(("--output=", "--keep-results=",
-                                      "--keep-selection=")):
-            shown.append(argument)
+def shown_command(args):
+    """The command line as the report names it: every option given that
+    shapes the results (read from the parsed values, so abbreviated and
+    `--name=value` spellings count alike), none that only say where files
+    go."""
+    shown = ["python", "-m", "benchmarks.slow_link"]
+    for name, value in vars(args).items():
+        if value in (None, False) or name in ("output", "keep_results",
+                                              "keep_selection"):
+            continue
+        shown.append("--" + name.replace("_", "-"))
+        if value is not True:
+            shown.append(str(value))
     return shlex.join(shown)
 
 
