@@ -45,13 +45,18 @@ class TinyImages(tfds.core.GeneratorBasedBuilder):
                       "label": i % 3}
 
 
-def closed_port():
-    """A loopback port nothing listens on: connecting is refused at once."""
-    import socket
+def unreachable(monkeypatch):
+    """The download host refuses at once, as an offline machine's stack
+    does, without a packet sent (tests open no socket outside a network
+    namespace of their own). Returns the addresses asked for."""
+    asked = []
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return ("127.0.0.1", s.getsockname()[1])
+    def refuse(address, timeout=None):
+        asked.append((address, timeout))
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    monkeypatch.setattr(tfds_images.socket, "create_connection", refuse)
+    return asked
 
 
 def error_lines(stderr):
@@ -147,7 +152,7 @@ def test_real_tfds_builder_prepared_offline(tmp_path, capsys,
 
 def test_unprepared_dataset_offline_fails_fast(tmp_path, capsys,
                                                 monkeypatch):
-    monkeypatch.setattr(tfds_images, "DOWNLOAD_HOST", closed_port())
+    asked = unreachable(monkeypatch)
     out = tmp_path / "out"
     start = time.monotonic()
     with pytest.raises(SystemExit) as exit_info:
@@ -163,6 +168,26 @@ def test_unprepared_dataset_offline_fails_fast(tmp_path, capsys,
     assert "'mnist' is not prepared in" in lines[0]
     assert "download_and_prepare()" in lines[0]
     assert not out.exists()
+    assert asked == [(tfds_images.DOWNLOAD_HOST, tfds_images.PROBE_SECONDS)]
+
+
+def test_download_probe_answers_what_the_connection_does(monkeypatch):
+    class Connection:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(tfds_images.socket, "create_connection",
+                        lambda address, timeout=None: Connection())
+    assert tfds_images._can_download() is True
+    for error in (ConnectionRefusedError, TimeoutError, OSError):
+        def fail(address, timeout=None, error=error):
+            raise error("no route")
+
+        monkeypatch.setattr(tfds_images.socket, "create_connection", fail)
+        assert tfds_images._can_download() is False
 
 
 def test_tfds_dataset_under_mock_data(tmp_path, capsys, monkeypatch):
