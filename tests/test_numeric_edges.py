@@ -229,6 +229,26 @@ def test_norms_agree_eagerly_and_traced(scale):
         np.testing.assert_allclose(float(norm), expected, rtol=1e-5)
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e30])
+@pytest.mark.parametrize("offset", [0.0, 1e3])
+def test_standard_deviation_agrees_eagerly_and_traced(scale, offset):
+    """The adaptive threshold's deviation, whose centering runs inside the
+    norm's sums and its fallback: against NumPy in float64, at scales
+    whose squares underflow or overflow and with a mean 1000 times the
+    spread."""
+    import tensorflow as tf
+
+    from keras_signadam.optimizers import confidence
+
+    rng = np.random.default_rng(1)
+    g = ((rng.normal(size=(3, 700)) + offset) * scale).astype(np.float32)
+    expected = np.std(g.astype(np.float64))
+    traced = tf.function(confidence.standard_deviation, jit_compile=True)
+    for std in (confidence.standard_deviation(
+                    keras.ops.convert_to_tensor(g)), traced(tf.constant(g))):
+        np.testing.assert_allclose(float(std), expected, rtol=1e-4)
+
+
 def test_concrete_conditions_run_only_the_chosen_branch():
     """Eagerly only the chosen branch runs (on JAX Python picks it; that
     nothing is compiled there is checked in the JAX process,

@@ -58,7 +58,7 @@ def standard_deviation(g):
     if size == 0:
         return ops.zeros((), g.dtype)
     mean = ops.sum(reductions.row_sums(g)) / size
-    return root_mean_square(g - mean)
+    return reductions.l2_norm(g, center=mean) / math.sqrt(size)
 
 
 def effective_threshold(g, threshold, mode):
