@@ -96,7 +96,8 @@ Hybrid signADAM++,Hybrid signADAM++ adaptive,Hybrid Signum,\
 Hybrid SignAdamPP recipe,$(SLOW_SIGN_HYBRIDS),$(EF_HYBRIDS)
 
 # Regenerates every committed benchmark result (hours on 2 cores; the
-# slow-link benchmark needs root and iproute2).
+# slow-link benchmark needs iproute2, and root or unprivileged user
+# namespaces).
 benchmarks: $(TEST_STAMP)
 	$(VENV)/bin/python -m benchmarks.update_step --rounds 30 \
 	    --output benchmarks/RESULTS.md
