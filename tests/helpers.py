@@ -206,14 +206,20 @@ def needs_namespaces(kind="root"):
                "namespace")
 
 
+def namespace_of(kind, name):
+    """A network namespace of `kind` (as `needs_namespaces` names them),
+    called `name` where it has a name; not entered yet."""
+    if kind == "root":
+        return network_namespace.Namespace(name)
+    if kind == "user":
+        return network_namespace.UserNamespace()
+    return network_namespace.private(name)
+
+
 @functools.cache
 def _can_enter(kind):
-    name = f"ks-probe-{os.getpid()}"
-    made = {"root": lambda: network_namespace.Namespace(name),
-            "user": network_namespace.UserNamespace,
-            "any": lambda: network_namespace.private(name)}[kind]
     try:
-        with made() as namespace:
+        with namespace_of(kind, f"ks-probe-{os.getpid()}") as namespace:
             namespace.limit(1e9)
             return True
     except network_namespace.Unavailable:

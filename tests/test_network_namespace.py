@@ -15,6 +15,7 @@ import pytest
 
 from benchmarks import network_namespace
 from tests.helpers import ROOT
+from tests.helpers import namespace_of
 from tests.helpers import needs_namespaces
 
 # Run inside: whether connecting to the port (listened on outside) is
@@ -88,10 +89,7 @@ def test_loopback_bytes_counts_the_namespace_own_traffic(kind):
     """What the slow-link workers read: the loopback of their own
     namespace, for both kinds (with `nsenter`, /sys is still the host's,
     whose counter this traffic never reaches)."""
-    made = {"root": lambda: network_namespace.Namespace(
-                f"ks-test-count-{os.getpid()}"),
-            "user": network_namespace.UserNamespace}[kind]
-    with made() as namespace:
+    with namespace_of(kind, f"ks-test-count-{os.getpid()}") as namespace:
         before, after = map(int, inside(namespace, [
             sys.executable, "-c", COUNT]).split())
     # The payload and its TCP headers, counted once (sent; the loopback
