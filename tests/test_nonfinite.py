@@ -129,7 +129,8 @@ def test_counts_are_exact_in_full_rows_and_the_leftover(confidence,
                                                         jit_compile):
     # 2185 components: two full rows of 1024 for the counting product and
     # 137 left over, with non-finite and zero-confidence components in
-    # each, counted again at every step (both branches of the count).
+    # each, counted again at every step; at the last, a whole row of the
+    # product is non-finite (the largest row sum of the count's marks).
     rng = np.random.default_rng(3)
     delta = 1e-3
     optimizer = ks.SignAdamPP(learning_rate=1e-3, threshold=delta,
@@ -137,10 +138,14 @@ def test_counts_are_exact_in_full_rows_and_the_leftover(confidence,
                               track_statistics=True)
     variable = keras.Variable(np.zeros((5, 437), "float32"))
     injected = 0
-    for step in range(4):
+    for step in range(5):
         g = (rng.normal(size=(5, 437)) * 10.0 ** rng.uniform(
             -4.5, -2, size=(5, 437))).astype("float32")
-        if step % 2:
+        if step == 4:
+            g.reshape(-1)[1024:2048] = rng.choice([np.nan, np.inf, -np.inf],
+                                                  1024)
+            injected += 1024
+        elif step % 2:
             flat = g.reshape(-1)
             chosen = [5, 1500, 2100]  # in each full row and the leftover
             others = np.setdiff1d(np.arange(flat.size), chosen)

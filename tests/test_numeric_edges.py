@@ -249,6 +249,64 @@ def test_standard_deviation_agrees_eagerly_and_traced(scale, offset):
         np.testing.assert_allclose(float(std), expected, rtol=1e-4)
 
 
+def _both_ways(function, x):
+    """`function(x)` run eagerly (Python picks a branch) and traced under
+    XLA (a graph conditional), as floats."""
+    import tensorflow as tf
+
+    traced = tf.function(function, jit_compile=True)
+    return [float(function(keras.ops.convert_to_tensor(x))),
+            float(traced(tf.constant(x)))]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(1,), (5,), (4, 1024), (3, 700)])
+def test_statistics_count_nonfinite_components_as_zero(dtype, shape):
+    """The per-tensor statistics take the raw gradient: its non-finite
+    components count as zero (NumPy in float64 on the cleaned tensor),
+    in full rows of the reduction and in the leftover."""
+    from keras_signadam.optimizers import confidence
+    from keras_signadam.optimizers import reductions
+
+    rng = np.random.default_rng(4)
+    g = (rng.normal(size=shape) * 1e-3 + 2e-4).astype(dtype)
+    flat = g.reshape(-1)
+    for clean in (True, False):
+        if not clean:
+            if flat.size == 1:
+                flat[0] = np.nan
+            else:
+                flat[rng.choice(flat.size, min(flat.size - 1, 9),
+                                replace=False)] = np.inf
+                flat[-1], flat[0] = np.nan, -np.inf
+        cleaned = np.where(np.isfinite(g), g, 0).astype(np.float64)
+        expected = {
+            reductions.l2_norm: np.linalg.norm(cleaned),
+            confidence.root_mean_square: np.sqrt(np.mean(cleaned**2)),
+            confidence.standard_deviation: np.std(cleaned),
+        }
+        for function, value in expected.items():
+            for result in _both_ways(function, g):
+                np.testing.assert_allclose(result, value, rtol=1e-5,
+                                           atol=1e-12, err_msg=(
+                                               function.__name__, clean))
+
+
+def test_standard_deviation_with_an_outlying_first_component():
+    """The one-pass deviation is shifted by the first component; with
+    that component 1000 spreads away from the mean of 2**20 others, the
+    pass would lose most of float32's digits to cancellation, so the
+    exact two passes run instead."""
+    from keras_signadam.optimizers import confidence
+
+    rng = np.random.default_rng(5)
+    g = (1e3 + rng.normal(size=2**20)).astype(np.float32)
+    g[0] = 0.0
+    expected = np.std(g.astype(np.float64))
+    for result in _both_ways(confidence.standard_deviation, g):
+        np.testing.assert_allclose(result, expected, rtol=1e-5)
+
+
 def test_concrete_conditions_run_only_the_chosen_branch():
     """Eagerly only the chosen branch runs (on JAX Python picks it; that
     nothing is compiled there is checked in the JAX process,

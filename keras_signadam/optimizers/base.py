@@ -429,19 +429,24 @@ class Optimizer(compat.KerasHooks):
             ops.zeros_like(g),
         )
 
-    def ternary(self, p, variable):
+    def ternary(self, p, variable, source=None):
         """The ternary signal ``(s, zero indicator)`` of `p`, the signal
         input of `variable`'s gradient: here sign(p); the optimizers with
         a confidence function filter it. Called once per variable and
-        step (the adaptive threshold advances its state here)."""
+        step (the adaptive threshold advances its state here). `source`:
+        the raw gradient when `p` is it with non-finite components zeroed
+        (per-tensor statistics read it instead of `p`)."""
         s = ops.sign(p)
         return s, ops.cast(ops.equal(s, 0.0), p.dtype)
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient, as the update rule forms
         it, before error feedback."""
-        return self.ternary(self.signal_input(g, raw_gradient, variable),
-                            variable)
+        p = self.signal_input(g, raw_gradient, variable)
+        # Without the coupled term p is the raw gradient with non-finite
+        # components zeroed; statistics of the raw one need no copy of p.
+        return self.ternary(p, variable,
+                            source=raw_gradient if p is g else None)
 
     def compressed_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient through the optimizer's

@@ -20,8 +20,10 @@ For a gradient component g and threshold delta:
   of state per tensor; where each replica forms a signal of its own (the
   majority vote), each keeps its own.
 
-Non-finite components have been replaced by zero before these functions run
-(see `base.Optimizer`), so they get zero confidence like any zero gradient.
+Non-finite components have been replaced by zero before the confidence is
+formed (see `base.Optimizer`), so they get zero confidence like any zero
+gradient; the per-tensor statistics may be given the raw gradient and count
+them as zero.
 """
 
 import math
@@ -31,6 +33,7 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
+from keras_signadam.optimizers import tracing
 
 CONFIDENCE_KINDS = ("hard", "soft")
 THRESHOLD_MODES = ("absolute", "relative", "adaptive")
@@ -42,34 +45,64 @@ ADAPTIVE_THRESHOLD = 0.999
 
 # Smallest normal float32: keeps the soft ramp finite when delta is 0.
 _TINY = 1.1754944e-38
+# The one-pass deviation's limits (`standard_deviation`): the share of
+# its mean square that the variance must keep (at most 8 bits lost to
+# cancellation), and a mean square far enough above float32's subnormals
+# that its squares kept their digits.
+_MOST_CANCELLED = 2.0**-8
+_SMALLEST_MEAN_SQUARE = 2.0**-100
 
 
-def root_mean_square(g):
-    """RMS of a float tensor, without overflow or underflow."""
-    size = math.prod(g.shape)
+def root_mean_square(x):
+    """RMS of a float tensor, its non-finite components counted as zero,
+    without overflow or underflow."""
+    size = math.prod(x.shape)
     if size == 0:
-        return ops.zeros((), g.dtype)
-    return reductions.l2_norm(g) / math.sqrt(size)
+        return ops.zeros((), x.dtype)
+    return reductions.l2_norm(x) / math.sqrt(size)
 
 
-def standard_deviation(g):
-    """Population standard deviation of a float tensor's components."""
-    size = math.prod(g.shape)
+def standard_deviation(x):
+    """Population standard deviation of a float tensor's components, its
+    non-finite ones counted as zero.
+
+    One pass over `x`, shifted by its first component k:
+
+        var = mean((x - k)**2) - mean(x - k)**2
+
+    The shift keeps the cancellation small however far the mean is from
+    zero; the pass is used when it cost at most 8 bits (of float32's 24)
+    to cancellation (var >= 2**-8 * mean((x - k)**2)) and its sums are
+    finite (so is every component then) and well above underflow.
+    Otherwise (a non-finite component, a first component far out in the
+    tails, overflow, underflow) two passes over the finite part run in a
+    conditional branch: the mean, then the norm about it
+    (`reductions.l2_norm`). As there, pass the raw tensor: only `x` and
+    scalars enter the branch.
+    """
+    size = math.prod(x.shape)
     if size == 0:
-        return ops.zeros((), g.dtype)
-    mean = ops.sum(reductions.row_sums(g)) / size
-    return reductions.l2_norm(g, center=mean) / math.sqrt(size)
+        return ops.zeros((), x.dtype)
+    shift = ops.reshape(x, (-1,))[0]
+    mean_shifted = ops.sum(reductions.row_sums(x - shift)) / size
+    mean_square = ops.sum(reductions.row_sums(ops.square(x - shift))) / size
+    variance = mean_square - ops.square(mean_shifted)
+    usable = ops.logical_and(
+        ops.logical_and(ops.isfinite(mean_square),
+                        mean_square >= _SMALLEST_MEAN_SQUARE),
+        variance >= mean_square * _MOST_CANCELLED)
+
+    def two_passes():
+        clean = reductions.finite_part(x)
+        mean = ops.sum(reductions.row_sums(clean)) / size
+        return reductions.l2_norm(clean, center=mean) / math.sqrt(size)
+
+    return tracing.cond(usable, lambda: ops.sqrt(variance), two_passes)
 
 
-def effective_threshold(g, threshold, mode):
-    if mode == "relative":
-        return threshold * root_mean_square(g)
-    return threshold
-
-
-def confidence(g, threshold, kind="hard", mode="absolute"):
-    """Confidence c(g) in [0, 1] for each component of `g`."""
-    delta = effective_threshold(g, threshold, mode)
+def confidence(g, delta, kind="hard"):
+    """Confidence c(g) in [0, 1] for each component of `g`, at threshold
+    `delta` (a magnitude)."""
     magnitude = ops.abs(g)
     if kind == "hard":
         return ops.cast(magnitude > delta, g.dtype)
@@ -77,12 +110,12 @@ def confidence(g, threshold, kind="hard", mode="absolute"):
     return ops.clip(ramp, 0.0, 1.0)
 
 
-def confident_sign(g, threshold, kind="hard", mode="absolute"):
+def confident_sign(g, delta, kind="hard"):
     """Returns ``(c * sign(g), zero-confidence indicator)``; the indicator
     is 1.0 where c is 0. A traced update drops it unless statistics are
     counted; run eagerly (PyTorch, or outside a traced function) it is
     computed every step."""
-    c = confidence(g, threshold, kind, mode)
+    c = confidence(g, delta, kind)
     return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
 
 
@@ -125,17 +158,26 @@ class ConfidenceArguments:
                 per_replica=(
                     optimizer.aggregation_strategy.per_replica_signal()))
 
-    def signal(self, optimizer, p, variable):
-        threshold = optimizer.per_update(
+    def signal(self, optimizer, p, variable, source=None):
+        """The ternary signal of `p` and its zero-confidence indicator.
+        `source`, when given, is a tensor that equals `p` once its
+        non-finite components are zeroed and that is in memory already
+        (the raw gradient): the per-tensor statistics of the relative and
+        adaptive modes read it, so that XLA does not write `p` out for
+        them."""
+        delta = optimizer.per_update(
             "threshold", p.dtype,
             lambda: ops.cast(self.threshold, p.dtype))
-        if self.mode != "adaptive":
-            return confident_sign(p, threshold, self.kind, self.mode)
-        a = self._stds[optimizer.variable_index(variable)]
-        a_new = (STD_DECAY * ops.cast(a, p.dtype)
-                 + (1.0 - STD_DECAY) * standard_deviation(p))
-        optimizer.assign(a, ops.cast(a_new, a.dtype))
-        return confident_sign(p, threshold * a_new, self.kind, "absolute")
+        statistics_of = p if source is None else source
+        if self.mode == "relative":
+            delta = delta * root_mean_square(statistics_of)
+        elif self.mode == "adaptive":
+            a = self._stds[optimizer.variable_index(variable)]
+            a_new = (STD_DECAY * ops.cast(a, p.dtype)
+                     + (1.0 - STD_DECAY) * standard_deviation(statistics_of))
+            optimizer.assign(a, ops.cast(a_new, a.dtype))
+            delta = delta * a_new
+        return confident_sign(p, delta, self.kind)
 
     def switch_mode(self, optimizer, mode, threshold):
         """Changes the threshold mode (and sets `threshold`) of an
@@ -174,8 +216,8 @@ class Confident:
         super().build(var_list)
         self._confidence.build(self, var_list)
 
-    def ternary(self, p, variable):
-        return self._confidence.signal(self, p, variable)
+    def ternary(self, p, variable, source=None):
+        return self._confidence.signal(self, p, variable, source)
 
     def set_threshold_mode(self, mode, threshold=None):
         """Switches the confidence threshold to `mode` (see

@@ -166,8 +166,10 @@ class NovoGrad(base.Optimizer):
             "step_scalars", dtype,
             lambda: (ops.cast(self.beta_1, dtype), ops.equal(self._steps, 0)))
 
+        # The norm of g, read from the raw gradient (non-finite components
+        # count as zero there too) so that g is not written out for it.
         squared_norm = ops.minimum(
-            ops.cast(ops.square(reductions.l2_norm(g)), "float32"),
+            ops.cast(ops.square(reductions.l2_norm(raw)), "float32"),
             _FLOAT32_MAX,
         )
         v_new = ops.where(

@@ -16,7 +16,11 @@ from keras import ops
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
-from keras_signadam.optimizers import tracing
+
+# Greater than the components of a row of `reductions.ROW`, a power of two
+# (so rows divide by it exactly), and small enough that a row of marks,
+# ROW * (NONFINITE_MARK + 1), stays below 2**24.
+NONFINITE_MARK = float(2 * reductions.ROW)
 
 
 class Counters:
@@ -34,46 +38,29 @@ class Counters:
         without a confidence function.
 
         XLA on CPU does not fuse a reduction into the element-wise update,
-        so each count is an extra pass over the gradient. The common case
-        needs one: the indicator plus `0 * raw_gradient` sums to NaN exactly
-        when a component is non-finite, and only then are both counted
-        separately, from the same rows the first pass summed: the branch
-        then takes no array that the first pass did not already write.
+        so each count is an extra pass over the gradient; both counts share
+        one. Each non-finite component is marked `NONFINITE_MARK` (plus 1,
+        as it has zero confidence too) in the 0/1 indicator, so a row of
+        `reductions.ROW` components sums to z + NONFINITE_MARK * b, with z
+        the row's zero-confidence components (at most ROW, less than the
+        mark) and b its non-finite ones: both read back exactly (integers
+        below 2**24 sum exactly in float32). No conditional: XLA would
+        write out in full any tensor one takes.
         """
         counters = self._counters[optimizer.variable_index(variable)]
         if counters is None:
             return
         dtype = counters.dtype
-        indicator = (
-            ops.zeros_like(raw_gradient) if zero_confidence is None
-            else zero_confidence
-        )
-        marked = indicator + raw_gradient * 0.0
-        blocks = reductions.row_blocks(marked)
-        rows = reductions.block_sums(blocks, marked.dtype)
-
-        def count_where(condition):
-            total = ops.zeros((), "int32")
-            for block in blocks:
-                total += reductions.count(ops.cast(condition(block),
-                                                   block.dtype))
-            return total
-
-        def separate_counts():
-            # A non-finite component is NaN in the blocks, and has zero
-            # confidence, so it counts among the nonzero values.
-            zeros = (
-                ops.zeros((), "int32") if zero_confidence is None
-                else count_where(lambda b: ops.not_equal(b, 0.0))
-            )
-            return zeros, count_where(ops.isnan)
-
-        zeros, bad = tracing.cond(
-            ops.all(ops.isfinite(rows)),
-            lambda: (ops.sum(ops.cast(rows, "int32")),
-                     ops.zeros((), "int32")),
-            separate_counts,
-        )
+        finite = ops.isfinite(raw_gradient)
+        if zero_confidence is None:
+            marked = ops.where(finite, 0.0, NONFINITE_MARK)
+        else:
+            marked = ops.where(finite, zero_confidence, NONFINITE_MARK + 1.0)
+        marked = ops.cast(marked, raw_gradient.dtype)
+        rows = reductions.row_sums(marked)
+        bad_rows = ops.floor(rows / NONFINITE_MARK)
+        zeros = ops.sum(ops.cast(rows - NONFINITE_MARK * bad_rows, "int32"))
+        bad = ops.sum(ops.cast(bad_rows, "int32"))
         optimizer.assign(
             counters,
             ops.stack(
