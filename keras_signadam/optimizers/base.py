@@ -450,7 +450,9 @@ class Optimizer(compat.KerasHooks):
 
     def compressed_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient through the optimizer's
-        error-feedback form (`error_feedback.py`)."""
+        error-feedback form (`error_feedback.py`). `g` must be
+        `raw_gradient` with its non-finite components zeroed (as
+        `prepare_gradient` returns them): statistics read the raw one."""
         return self.feedback.signal(self, g, raw_gradient, variable)
 
     def sign_signal(self, g, raw_gradient, variable):

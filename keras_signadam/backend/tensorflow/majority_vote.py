@@ -44,6 +44,7 @@ from keras_signadam.backend.packing import field_bits
 from keras_signadam.backend.packing import fields_per_word
 from keras_signadam.backend.packing import radix_for
 from keras_signadam.backend.packing import ring_bytes_sent
+from keras_signadam.optimizers.reductions import finite_part
 
 __all__ = ["VoteProgram", "collective_for", "fields_per_word", "pack",
            "radix_for", "replicas_in_sync", "ring_bytes_sent", "unpack",
@@ -129,9 +130,13 @@ class VoteProgram:
         optimizer = self.optimizer
         words = []
         for gradient, variable in zip(gradients, self.variables):
-            clean, raw = optimizer.prepare_gradient(gradient, variable)
-            estimate = clean * tf.cast(self.replicas, clean.dtype)
-            signal, _ = optimizer.compressed_signal(estimate, raw, variable)
+            _, raw = optimizer.prepare_gradient(gradient, variable)
+            # The estimate R * g_r is scaled before its non-finite
+            # components are zeroed, so that it is to its raw form what
+            # the update's gradient is to its own (`compressed_signal`).
+            raw = raw * tf.cast(self.replicas, raw.dtype)
+            signal, _ = optimizer.compressed_signal(finite_part(raw), raw,
+                                                    variable)
             codes = tf.reshape(tf.cast(signal, tf.int32), [-1]) + 1
             words.append(pack(codes, self.radix))
         return tf.concat(words, axis=0)
