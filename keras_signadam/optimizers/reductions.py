@@ -60,7 +60,7 @@ def finite_part(x):
 
 
 def l2_norm(x, center=None):
-    """Euclidean norm of float32 `x` (of `x - center`, for a scalar
+    """Euclidean norm of float `x` (of `x - center`, for a scalar
     `center`), its non-finite components counted as zero, without spurious
     overflow/underflow.
 
@@ -73,9 +73,9 @@ def l2_norm(x, center=None):
     Only `x` and scalars enter the branch: XLA writes out in full any
     tensor a conditional takes, so a branch given the finite part, or
     `x - center`, would cost a copy of the tensor at every step (on CPU,
-    in fresh pages each time: the adaptive threshold's update took 3.5x
-    as long). Pass the raw tensor, already in memory, not an expression
-    of it.
+    in fresh pages each time: the adaptive threshold's XLA update took
+    2.3x as long, `benchmarks/RESULTS.md`). Pass the raw tensor, already
+    in memory, not an expression of it.
     """
     if math.prod(x.shape) == 0:
         return ops.zeros((), x.dtype)
