@@ -331,3 +331,35 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
             for v in moments(inner)} == {state_dtype}
     assert 0.0 <= inner.sparsity <= 1.0
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
+
+
+@pytest.mark.parametrize("cls,state_dtype", [
+    (cls, dtype) for cls in (ks.SignAdam, ks.SignAdamPP, ks.Signum,
+                             ks.NovoGrad)
+    # int8 state holds bounded moments only (the sign family's).
+    for dtype in (None, "bfloat16") + (
+        ("int8",) if cls in (ks.SignAdam, ks.SignAdamPP) else ())])
+def test_compiled_update_copies_no_state(cls, state_dtype):
+    """The moments are written in place after the variable's update has
+    read their old values (`Optimizer.write_moments(after=...)`): the
+    update XLA compiles copies no tensor of a variable's shape. Without
+    that order it kept a copy of every stored moment at every step."""
+    import re
+
+    import tensorflow as tf
+
+    shapes = [(64, 48), (48,)]
+    variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
+    grads = [tf.constant(np.full(s, 1e-2, "float32")) for s in shapes]
+    optimizer = cls(state_dtype=state_dtype)
+    optimizer.build(variables)
+
+    @tf.function(jit_compile=True)
+    def apply():
+        optimizer.apply(grads, variables)
+
+    hlo = apply.experimental_get_compiler_ir()(stage="optimized_hlo")
+    entry = hlo.split("\nENTRY ", 1)[1]
+    copied = re.findall(r"= \w+\[([\d,]+)\]\S* copy\(", entry)
+    sizes = {",".join(map(str, s)) for s in shapes}
+    assert not [c for c in copied if c in sizes], copied

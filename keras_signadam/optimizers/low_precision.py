@@ -37,6 +37,8 @@ saved). The hash is ``lowbias32`` (C. Wellons' integer hash), in int32
 arithmetic that wraps modulo 2**32 on every backend.
 """
 
+import math
+
 import numpy as np
 from keras import ops
 
@@ -100,6 +102,16 @@ def _index_terms(shape):
         terms.append(term.astype(np.uint32).view(np.int32).reshape(broadcast))
         stride *= dim
     return terms
+
+
+def order_after(value, dtype):
+    """An integer 0 (1 only if the first component of `value` is not
+    finite) that XLA cannot fold: adding it to the step makes the random
+    bits, and so the writes that use them, come after `value`."""
+    if math.prod(value.shape) == 0:
+        return ops.zeros((), dtype)
+    first = ops.reshape(value, (-1,))[0]
+    return ops.cast(ops.isnan(first * 0.0), dtype)
 
 
 class RandomHalves:

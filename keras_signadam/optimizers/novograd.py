@@ -192,8 +192,10 @@ class NovoGrad(base.Optimizer):
             direction = (1.0 - beta_1) * direction
         m_new = beta_1 * self.read_moment(self._momentums, variable,
                                           dtype) + direction
-        self.write_variable(variable, theta - lr * m_new)
-        self.write_moments(variable, (self._momentums, m_new))
+        new_value = theta - lr * m_new
+        self.write_variable(variable, new_value)
+        self.write_moments(variable, (self._momentums, m_new),
+                           after=new_value)
         self.assign(v, v_new)
         self.record_statistics(variable, raw)
 

@@ -41,9 +41,12 @@ class SignalStepOptimizer(base.Optimizer):
         g, raw = self.prepare_gradient(gradient, variable)
         lr = self.step_size(learning_rate, variable)
         s, zeros = self.sign_signal(g, raw, variable)
-        direction = self.step_rule.direction(self, s, variable)
+        direction, moment_writes = self.step_rule.direction(self, s,
+                                                            variable)
         theta = self.decayed_value(variable, lr)
-        self.write_variable(variable, theta - lr * direction)
+        new_value = theta - lr * direction
+        self.write_variable(variable, new_value)
+        self.write_moments(variable, *moment_writes, after=new_value)
         self.record_statistics(variable, raw, zeros)
 
     def moment_bound(self, name):

@@ -27,9 +27,10 @@ one of these rules, the parameter moving by ``lr * direction``:
 
 A rule declares its moments (`storage.Moment`, which `state_dtype`
 validation reads), adds them in `build`, gives the direction of one
-variable in `direction`, and advances what all variables share in
-`finish`. The optimizer holds beta_1 (a validated variable that
-`MomentumScheduler` may anneal) and passes it in.
+variable and its moments' new values in `direction` (the optimizer writes
+them after the variable: `Optimizer.write_moments`), and advances what all
+variables share in `finish`. The optimizer holds beta_1 (a validated
+variable that `MomentumScheduler` may anneal) and passes it in.
 """
 
 import collections
@@ -64,8 +65,7 @@ class MomentumOfSigns:
             lambda: hyperparameters.with_complement(optimizer.beta_1, dtype))
         m = optimizer.read_moment(self.momentums, variable, dtype)
         m_new = beta * m + one_minus_beta * s
-        optimizer.write_moments(variable, (self.momentums, m_new))
-        return m_new
+        return m_new, ((self.momentums, m_new),)
 
     def moment_bound(self, name):
         return 1.0
@@ -138,11 +138,11 @@ class AdamOfSigns:
                                       c.v_range_before)
         m_new = c.beta_1 * m_old + c.one_minus_beta_1 * s
         v_new = self.beta_2 * v_old + (1.0 - self.beta_2) * ops.square(s)
-        optimizer.write_moments(variable, (self.momentums, m_new),
-                                (self.velocities, v_new, c.v_range))
         ratio = bias_correction.corrected_ratio(
             m_new, v_new, c.m_correction, c.v_correction, self.epsilon)
-        return ops.clip(ratio, -c.bound, c.bound)
+        return (ops.clip(ratio, -c.bound, c.bound),
+                ((self.momentums, m_new),
+                 (self.velocities, v_new, c.v_range)))
 
     def moment_bound(self, name):
         if name != "velocity":

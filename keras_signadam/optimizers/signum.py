@@ -113,8 +113,10 @@ class Signum(base.Optimizer):
         m = self.read_moment(self._momentums, variable, g.dtype)
         m_new = beta * m + one_minus_beta * g
         theta = self.decayed_value(variable, lr)
-        self.write_variable(variable, theta - lr * ops.sign(m_new))
-        self.write_moments(variable, (self._momentums, m_new))
+        new_value = theta - lr * ops.sign(m_new)
+        self.write_variable(variable, new_value)
+        self.write_moments(variable, (self._momentums, m_new),
+                           after=new_value)
         self.record_statistics(variable, raw)
 
     def get_config(self):
