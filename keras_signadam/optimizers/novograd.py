@@ -184,8 +184,10 @@ class NovoGrad(base.Optimizer):
             self.assign(v_max, denominator)
 
         theta = ops.cast(variable, dtype)
-        direction = g / (ops.cast(ops.sqrt(denominator), dtype)
-                         + self.epsilon)
+        # One reciprocal per tensor: XLA then recomputes the cheap product
+        # in each of its readers instead of writing a quotient out in full.
+        direction = g * (1.0 / (ops.cast(ops.sqrt(denominator), dtype)
+                                + self.epsilon))
         if self.weight_decay and compat.uses_weight_decay(self, variable):
             direction = direction + self.weight_decay * theta
         if self.grad_averaging:
