@@ -49,6 +49,7 @@ from keras_signadam.optimizers import error_feedback as feedback_module
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import low_precision
 from keras_signadam.optimizers import per_update
+from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
 from keras_signadam.optimizers import storage
@@ -356,7 +357,7 @@ class Optimizer(compat.KerasHooks):
         raw = ops.cast(ops.convert_to_tensor(gradient),
                        state.compute_dtype(variable))
         raw = ops.reshape(raw, tuple(variable.shape))
-        return ops.where(ops.isfinite(raw), raw, ops.zeros_like(raw)), raw
+        return reductions.finite_part(raw), raw
 
     def per_update(self, name, dtype, compute):
         """`compute()`, once per update and `dtype` for all variables

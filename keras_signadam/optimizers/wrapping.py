@@ -4,6 +4,8 @@ finite gradients they hand to Keras's optimizers."""
 
 import keras
 
+from keras_signadam.optimizers import reductions
+
 
 def refuse_keras_arguments(name, kwargs, where):
     """Keras's own arguments (`weight_decay`, `clipnorm`, ...) belong to
@@ -42,4 +44,4 @@ def finite(g):
         g = keras.ops.convert_to_tensor(g)
     if "int" in str(g.dtype):
         return g
-    return keras.ops.where(keras.ops.isfinite(g), g, keras.ops.zeros_like(g))
+    return reductions.finite_part(g)
