@@ -349,3 +349,28 @@ def test_compile_accepts_the_class_name_as_keras_does(cls):
         model.compile(optimizer=identifier, loss="mse")
         assert type(model.optimizer) is cls, identifier
     assert type(keras.optimizers.get("Adam")) is keras.optimizers.Adam
+
+
+def test_a_residual_left_for_after_the_variable_must_be_written():
+    """An update that leaves the error-feedback residual's write for after
+    the variable (`write_moments_later`) and never flushes it is an error,
+    not a residual silently kept from the step before."""
+
+    class Forgetful(ks.SignSGD):
+        def update_step(self, gradient, variable, learning_rate):
+            g, raw = self.prepare_gradient(gradient, variable)
+            step, _ = self.sign_signal(g, raw, variable)
+            self.assign(variable, variable - learning_rate * step)
+
+    variable = keras.Variable(np.ones((3, 4), "float32"))
+    optimizer = Forgetful(error_feedback=True, jit_compile=False)
+    with pytest.raises(RuntimeError, match="flush_later_writes"):
+        optimizer.apply([ops.ones((3, 4))], [variable])
+    # A complete update writes it: the residual starts at zero, and the
+    # scaled signs of 0..11 leave some of each gradient behind.
+    complete = ks.SignSGD(error_feedback=True, jit_compile=False)
+    target = keras.Variable(np.ones((3, 4), "float32"))
+    complete.apply([ops.convert_to_tensor(np.arange(12.0).reshape(3, 4),
+                                          "float32")], [target])
+    residual = [v for v in complete.variables if "residual" in v.path][0]
+    assert np.any(to_numpy(residual) != 0.0)

@@ -29,12 +29,14 @@ What every optimizer here shares, written once:
   sum, or for the sign family a majority vote of packed ternary signals
   (`aggregation="majority_vote"`; its bits per component by replica
   count are `backend.packing.bits_per_component`).
-- The sign family's ternary signal is formed once, by `ternary` from
-  `signal_input`, and passes through the optimizer's error-feedback form
-  (`error_feedback.py`: none, or the scaled-sign residual), wherever the
-  aggregation strategy compresses it.
+- The sign family's ternary signal is formed by the step's `ternary_rule`
+  (set once per variable and step) from `signal_input`, and passes
+  through the optimizer's error-feedback form (`error_feedback.py`: none,
+  or the scaled-sign residual), wherever the aggregation strategy
+  compresses it.
 """
 
+import contextlib
 import dataclasses
 import warnings
 
@@ -53,6 +55,13 @@ from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import state
 from keras_signadam.optimizers import statistics
 from keras_signadam.optimizers import storage
+
+
+def plain_sign(p):
+    """``(sign(p), zero indicator)``: the ternary rule without a
+    confidence function."""
+    s = ops.sign(p)
+    return s, ops.cast(ops.equal(s, 0.0), p.dtype)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -364,10 +373,19 @@ class Optimizer(compat.KerasHooks):
         (`per_update.py`): for values that depend only on the step."""
         return self._per_update.get(name, dtype, compute)
 
+    @contextlib.contextmanager
     def update_scope(self):
         """A context in which `per_update` values are shared: one update,
-        or one traced function that runs the variables' updates."""
-        return self._per_update.scope()
+        or one traced function that runs the variables' updates. Every
+        write left in it (`write_moments_later`) must have been made."""
+        with self._per_update.scope():
+            yield
+            if self._later_writes():
+                raise RuntimeError(
+                    f"{type(self).__name__}'s update left state writes "
+                    "(`write_moments_later`) that no `flush_later_writes` "
+                    "made: the error-feedback residual would keep its "
+                    "value.")
 
     def step_size(self, learning_rate, variable):
         """The learning rate in the compute dtype; 0 (no step) when it is
@@ -396,6 +414,47 @@ class Optimizer(compat.KerasHooks):
 
     def write_variable(self, variable, value):
         self.assign(variable, ops.cast(value, variable.dtype))
+        self._written(variable, value)
+
+    def write_moments_later(self, variable, *updates, stream=0):
+        """`write_moments` at `flush_later_writes`, for state the update
+        does not read (the error-feedback residual): once `variable` and
+        its moments are written, ordered after all of them. The update
+        reads the state's old value; without an order between the two,
+        XLA keeps a copy of it (or of what it was computed from) at every
+        step. Outside an update scope (`update_scope`) there is nothing
+        to order against: it writes now."""
+        later = self._later_writes()
+        if later is None:
+            self.write_moments(variable, *updates, stream=stream)
+            return
+        writes, _ = later.setdefault(self.variable_index(variable), ([], []))
+        writes.append((updates, stream))
+
+    def flush_later_writes(self, variable):
+        """Makes `variable`'s pending `write_moments_later`, each value
+        made to depend on every value written for `variable` since they
+        were left, without a change of its bits."""
+        later = self._later_writes()
+        writes, anchors = (later or {}).pop(self.variable_index(variable),
+                                            ((), ()))
+        for updates, stream in writes:
+            if anchors:
+                updates = [(moment, low_precision.ordered_after(value,
+                                                                anchors),
+                            *bound) for moment, value, *bound in updates]
+            self.write_moments(variable, *updates, stream=stream)
+
+    def _later_writes(self):
+        """Variable index -> (pending writes, values written since), for
+        this update scope (per thread: a replica traces in its own)."""
+        return self._per_update.kept("later writes", dict)
+
+    def _written(self, variable, value):
+        later = self._later_writes()
+        index = self.variable_index(variable)
+        if later and index in later:
+            later[index][1].append(value)
 
     def read_moment(self, moment, variable, dtype, bound=1.0):
         """The value of `moment` (a `StoredMoment`) for `variable`;
@@ -425,8 +484,10 @@ class Optimizer(compat.KerasHooks):
             index if stream == 0 else stream * (index + 1))
         for k, (moment, value, *bound) in enumerate(updates):
             stored = moment[index]
-            self.assign(stored, moment.codec.encode(
-                value, noise.half(k), *bound, dtype=stored.dtype))
+            encoded = moment.codec.encode(value, noise.half(k), *bound,
+                                          dtype=stored.dtype)
+            self.assign(stored, encoded)
+            self._written(variable, encoded)
 
     def signal_input(self, g, raw_gradient, variable):
         """The tensor whose ternary signal the update rule forms (sign
@@ -441,15 +502,22 @@ class Optimizer(compat.KerasHooks):
             ops.zeros_like(g),
         )
 
+    def ternary_rule(self, p, variable, source=None):
+        """This step's ternary rule for `variable`, a function from a
+        tensor to its ternary signal and zero indicator ``(s, zeros)``,
+        set from `p`, the signal input of `variable`'s gradient: here the
+        sign; the optimizers with a confidence function filter it at a
+        threshold that may depend on `p`. Called once per variable and
+        step (the adaptive threshold advances its state here); the rule
+        may be applied more than once. `source`: the raw gradient when `p`
+        is it with non-finite components zeroed (per-tensor statistics
+        read it instead of `p`)."""
+        return plain_sign
+
     def ternary(self, p, variable, source=None):
-        """The ternary signal ``(s, zero indicator)`` of `p`, the signal
-        input of `variable`'s gradient: here sign(p); the optimizers with
-        a confidence function filter it. Called once per variable and
-        step (the adaptive threshold advances its state here). `source`:
-        the raw gradient when `p` is it with non-finite components zeroed
-        (per-tensor statistics read it instead of `p`)."""
-        s = ops.sign(p)
-        return s, ops.cast(ops.equal(s, 0.0), p.dtype)
+        """The ternary signal ``(s, zero indicator)`` of `p` by this step's
+        `ternary_rule`."""
+        return self.ternary_rule(p, variable, source)(p)
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient, as the update rule forms

@@ -26,6 +26,7 @@ gradient; the per-tensor statistics may be given the raw gradient and count
 them as zero.
 """
 
+import functools
 import math
 
 from keras import ops
@@ -158,9 +159,10 @@ class ConfidenceArguments:
                 per_replica=(
                     optimizer.aggregation_strategy.per_replica_signal()))
 
-    def signal(self, optimizer, p, variable, source=None):
-        """The ternary signal of `p` and its zero-confidence indicator.
-        `source`, when given, is a tensor that equals `p` once its
+    def rule(self, optimizer, p, variable, source=None):
+        """This step's ternary rule (`Optimizer.ternary_rule`): the
+        confidence-filtered sign at the threshold set from `p`. `source`,
+        when given, is a tensor that equals `p` once its
         non-finite components are zeroed and that is in memory already
         (the raw gradient): the per-tensor statistics of the relative and
         adaptive modes read it, so that XLA does not write `p` out for
@@ -177,7 +179,8 @@ class ConfidenceArguments:
                      + (1.0 - STD_DECAY) * standard_deviation(statistics_of))
             optimizer.assign(a, ops.cast(a_new, a.dtype))
             delta = delta * a_new
-        return confident_sign(p, delta, self.kind)
+        return functools.partial(confident_sign, delta=delta,
+                                 kind=self.kind)
 
     def switch_mode(self, optimizer, mode, threshold):
         """Changes the threshold mode (and sets `threshold`) of an
@@ -216,8 +219,8 @@ class Confident:
         super().build(var_list)
         self._confidence.build(self, var_list)
 
-    def ternary(self, p, variable, source=None):
-        return self._confidence.signal(self, p, variable, source)
+    def ternary_rule(self, p, variable, source=None):
+        return self._confidence.rule(self, p, variable, source)
 
     def set_threshold_mode(self, mode, threshold=None):
         """Switches the confidence threshold to `mode` (see

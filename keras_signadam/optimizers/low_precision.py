@@ -110,8 +110,17 @@ def order_after(value, dtype):
     bits, and so the writes that use them, come after `value`."""
     if math.prod(value.shape) == 0:
         return ops.zeros((), dtype)
-    first = ops.reshape(value, (-1,))[0]
+    first = ops.cast(ops.reshape(value, (-1,))[0], "float32")
     return ops.cast(ops.isnan(first * 0.0), dtype)
+
+
+def ordered_after(value, anchors):
+    """`value`, bit for bit, as an expression XLA can compute only once
+    every tensor in `anchors` is: ``value - 0 * sum(order_after(a))``
+    (x - 0 is x, signed zeros included, and no float multiple of 0 is
+    folded)."""
+    order = sum(order_after(anchor, "int32") for anchor in anchors)
+    return value - ops.cast(order, value.dtype) * 0.0
 
 
 class RandomHalves:

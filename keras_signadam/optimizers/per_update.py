@@ -41,6 +41,14 @@ class PerUpdate:
         finally:
             self._local.values = outer
 
+    def kept(self, name, make):
+        """A container kept under `name` for this scope (`make()` the
+        first time), or `None` outside a scope."""
+        values = getattr(self._local, "values", None)
+        if values is None:
+            return None
+        return values.setdefault(name, make())
+
     def get(self, name, dtype, compute):
         """The value `name` in `dtype`: `compute()` the first time in this
         scope, the same tensor afterwards."""

@@ -47,6 +47,7 @@ class SignalStepOptimizer(base.Optimizer):
         new_value = theta - lr * direction
         self.write_variable(variable, new_value)
         self.write_moments(variable, *moment_writes, after=new_value)
+        self.flush_later_writes(variable)
         self.record_statistics(variable, raw, zeros)
 
     def moment_bound(self, name):

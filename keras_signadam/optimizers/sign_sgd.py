@@ -109,4 +109,5 @@ class SignSGD(confidence_module.Confident, base.Optimizer):
         step, zeros = self.sign_signal(g, raw, variable)
         theta = self.decayed_value(variable, lr)
         self.write_variable(variable, theta - lr * step)
+        self.flush_later_writes(variable)
         self.record_statistics(variable, raw, zeros)

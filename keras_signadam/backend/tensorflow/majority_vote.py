@@ -137,6 +137,8 @@ class VoteProgram:
             raw = raw * tf.cast(self.replicas, raw.dtype)
             signal, _ = optimizer.compressed_signal(finite_part(raw), raw,
                                                     variable)
+            # This function writes no variable: the residual now.
+            optimizer.flush_later_writes(variable)
             codes = tf.reshape(tf.cast(signal, tf.int32), [-1]) + 1
             words.append(pack(codes, self.radix))
         return tf.concat(words, axis=0)
