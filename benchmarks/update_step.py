@@ -21,6 +21,8 @@ the same setting, and its optimizer-state bytes per parameter. The rows
 "statistics" use `track_statistics=True`, which adds the per-step count of
 zero-confidence and non-finite components: a reduction over the gradient,
 which XLA on CPU runs as a second pass instead of fusing it into the update.
+The rows "error feedback" (`error_feedback=True`) add the residual, and
+its scale's two sums over the gradient and residual, a second pass too.
 The rows "bfloat16 state" keep the moments in bfloat16 with stochastic
 rounding (`state_dtype="bfloat16"`), whose random bits are computed in the
 update; the rows "int8 state" keep them as stochastically rounded 8-bit
@@ -73,6 +75,12 @@ OPTIMIZERS = {
     "SignSGD, statistics": (
         lambda: ks.SignSGD(track_statistics=True), 4 * (2 + 1)),
     "NovoGrad": (lambda: ks.NovoGrad(), 4 * (2 + 1 + 2)),
+    # Error feedback adds the residual (read and written); its scale's
+    # sums are a second pass over the gradient and residual, not counted.
+    "SignAdamPP, error feedback": (
+        lambda: ks.SignAdamPP(error_feedback=True), 4 * (2 + 1 + 2 + 2)),
+    "SignSGD, error feedback": (
+        lambda: ks.SignSGD(error_feedback=True), 4 * (2 + 1 + 2)),
     # bfloat16 state: each state tensor moves 2 bytes each way.
     "SignAdamPP, bfloat16 state": (
         lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
