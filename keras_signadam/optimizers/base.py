@@ -473,8 +473,7 @@ class Optimizer(compat.KerasHooks):
         only after the variable's update has read their old values.
         Without that order it copies the old moments of every variable at
         every step (`SignAdam(state_dtype="bfloat16")`'s XLA step on 10M
-        parameters took 2.7x as long on 2 CPU cores,
-        `benchmarks/RESULTS.md`)."""
+        parameters took 2.7x as long on 2 CPU cores: CHANGELOG, 0.6.0)."""
         index = self.variable_index(variable)
         step = self.iterations
         if after is not None:

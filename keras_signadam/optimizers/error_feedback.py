@@ -82,8 +82,8 @@ class ScaledSign:
         p = x + e
         rule = optimizer.ternary_rule(p, variable)
 
-        def filtered(p):
-            s, _ = rule(p)
+        def filtered(y):
+            s, _ = rule(y)
             return ops.where(finite, s, ops.zeros_like(s))
 
         s = filtered(p)

@@ -74,7 +74,7 @@ def l2_norm(x, center=None):
     tensor a conditional takes, so a branch given the finite part, or
     `x - center`, would cost a copy of the tensor at every step (on CPU,
     in fresh pages each time: the adaptive threshold's XLA update took
-    2.3x as long, `benchmarks/RESULTS.md`). Pass the raw tensor, already
+    2.3x as long, CHANGELOG, 0.6.0). Pass the raw tensor, already
     in memory, not an expression of it.
     """
     if math.prod(x.shape) == 0:
