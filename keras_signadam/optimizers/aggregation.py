@@ -29,7 +29,8 @@ replicas is not. On one replica the residual is restored exactly.
 """
 
 import keras
-from keras import ops
+
+from keras_signadam.optimizers import confidence
 
 
 def replicas_in_sync():
@@ -40,10 +41,6 @@ def replicas_in_sync():
     from keras_signadam.backend.tensorflow import majority_vote
 
     return majority_vote.replicas_in_sync()
-
-
-def _zero_indicator(s):
-    return ops.cast(ops.equal(s, 0.0), s.dtype)
 
 
 class ExactSum:
@@ -87,7 +84,7 @@ class MajorityVote(ExactSum):
     def signal(self, optimizer, g, raw_gradient, variable):
         if self.votes():
             # The vote arrived in place of the gradient: it is the signal.
-            return g, _zero_indicator(g)
+            return g, confidence.zero_indicator(g)
         return optimizer.compressed_signal(g, raw_gradient, variable)
 
     def update_input(self, optimizer, g, raw_gradient, variable):

@@ -47,6 +47,7 @@ from keras import ops
 from keras_signadam import checks
 from keras_signadam import compat
 from keras_signadam.optimizers import aggregation as aggregation_module
+from keras_signadam.optimizers import confidence
 from keras_signadam.optimizers import error_feedback as feedback_module
 from keras_signadam.optimizers import hyperparameters
 from keras_signadam.optimizers import low_precision
@@ -61,7 +62,7 @@ def plain_sign(p):
     """``(sign(p), zero indicator)``: the ternary rule without a
     confidence function."""
     s = ops.sign(p)
-    return s, ops.cast(ops.equal(s, 0.0), p.dtype)
+    return s, confidence.zero_indicator(s)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -111,13 +111,19 @@ def confidence(g, delta, kind="hard"):
     return ops.clip(ramp, 0.0, 1.0)
 
 
+def zero_indicator(x):
+    """1.0 where `x` is zero, else 0.0: the components a ternary signal
+    leaves still, counted by the sparsity statistics and the vote."""
+    return ops.cast(ops.equal(x, 0.0), x.dtype)
+
+
 def confident_sign(g, delta, kind="hard"):
     """Returns ``(c * sign(g), zero-confidence indicator)``; the indicator
     is 1.0 where c is 0. A traced update drops it unless statistics are
     counted; run eagerly (PyTorch, or outside a traced function) it is
     computed every step."""
     c = confidence(g, delta, kind)
-    return c * ops.sign(g), ops.cast(ops.equal(c, 0.0), g.dtype)
+    return c * ops.sign(g), zero_indicator(c)
 
 
 class ConfidenceArguments:

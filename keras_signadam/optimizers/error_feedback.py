@@ -34,6 +34,7 @@ A new form of feedback is one new class with `moments`, `build` and
 
 from keras import ops
 
+from keras_signadam.optimizers import confidence
 from keras_signadam.optimizers import reductions
 from keras_signadam.optimizers import storage
 
@@ -98,7 +99,7 @@ class ScaledSign:
         optimizer.write_moments_later(
             variable, (self.residuals, ops.where(finite, p - a * s, e)),
             stream=_RESIDUAL_STREAM)
-        return s, ops.cast(ops.equal(s, 0.0), s.dtype)
+        return s, confidence.zero_indicator(s)
 
 
 FORMS = {False: Off, True: ScaledSign}
