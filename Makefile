@@ -109,6 +109,8 @@ benchmarks: $(TEST_STAMP)
 	    --output benchmarks/results/generalization.md
 	$(VENV)/bin/python -m benchmarks.communication \
 	    --output benchmarks/results/communication.md
+	$(VENV)/bin/python -m benchmarks.vote_encode \
+	    --output benchmarks/results/vote_encode.md
 	$(VENV)/bin/python -m benchmarks.slow_link --configs "$(VOTES)" \
 	    --output benchmarks/results/slow_link.md
 	$(VENV)/bin/python -m benchmarks.slow_link --only-tta --configs \

@@ -32,6 +32,25 @@ def to_numpy(x):
     return np.asarray(keras.ops.convert_to_numpy(x))
 
 
+def tensors_written_besides(hlo, shapes):
+    """The instructions of XLA's optimized `hlo` (its entry computation)
+    that make a tensor of one of `shapes` and are neither an output, a
+    parameter nor a constant: copies and temporaries written out in
+    full."""
+    lines = hlo.split("\nENTRY ", 1)[1].splitlines()[1:]
+    root = next(line for line in lines if "ROOT " in line)
+    outputs = set(re.findall(r"%([\w.-]+)", root.split(" tuple(", 1)[1]))
+    sizes = {",".join(map(str, s)) for s in shapes}
+    written = []
+    for line in lines:
+        match = re.match(r"\s*%([\w.-]+) = \w+\[([\d,]+)\]", line)
+        if (match and match.group(2) in sizes
+                and match.group(1) not in outputs
+                and not re.search(r" (parameter|constant)\(", line)):
+            written.append(line.split(", metadata")[0])
+    return written
+
+
 def small_model(num_classes=10, hidden=32):
     """The package's MLP for the 8x8 digits."""
     from keras_signadam.comparison.models import mlp

@@ -19,6 +19,7 @@ RESULTS = {
         "benchmarks.learning_rate_sweep",
     "benchmarks/results/generalization.md": "benchmarks.generalization",
     "benchmarks/results/communication.md": "benchmarks.communication",
+    "benchmarks/results/vote_encode.md": "benchmarks.vote_encode",
     "benchmarks/results/slow_link.md": "benchmarks.slow_link",
     "benchmarks/results/vote_rules_0_6/slow_link.md": "benchmarks.slow_link",
     "benchmarks/results/local_steps/slow_link.md": "benchmarks.slow_link",

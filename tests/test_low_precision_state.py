@@ -13,6 +13,7 @@ from keras_signadam.optimizers import low_precision
 from tests import reference
 from tests.helpers import digits_like
 from tests.helpers import small_model
+from tests.helpers import tensors_written_besides
 from tests.helpers import to_numpy
 
 WITH_STATE = {
@@ -351,8 +352,6 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
     that order XLA kept a copy of every stored moment at every step.
     Error feedback's scale is summed over p formed a second time; summed
     over the p and s the update uses, both were written out in full."""
-    import re
-
     import tensorflow as tf
 
     # Whole rows of `reductions.ROW`: the sums' leftover components (fewer
@@ -369,15 +368,5 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
         optimizer.apply(grads, variables)
 
     hlo = apply.experimental_get_compiler_ir()(stage="optimized_hlo")
-    lines = hlo.split("\nENTRY ", 1)[1].splitlines()[1:]
-    root = next(line for line in lines if "ROOT " in line)
-    outputs = set(re.findall(r"%([\w.-]+)", root.split(" tuple(", 1)[1]))
-    sizes = {",".join(map(str, s)) for s in shapes}
-    written = []
-    for line in lines:
-        match = re.match(r"\s*%([\w.-]+) = \w+\[([\d,]+)\]", line)
-        if (match and match.group(2) in sizes
-                and match.group(1) not in outputs
-                and not re.search(r" (parameter|constant)\(", line)):
-            written.append(line.split(", metadata")[0])
+    written = tensors_written_besides(hlo, shapes)
     assert not written, written

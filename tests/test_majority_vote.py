@@ -17,6 +17,7 @@ from keras_signadam.backend.tensorflow import majority_vote
 from tests import reference as ref
 from tests.helpers import ROOT
 from tests.helpers import start_python
+from tests.helpers import tensors_written_besides
 from tests.helpers import to_numpy
 
 SCRIPT = os.path.join(ROOT, "tests", "scripts", "majority_vote.py")
@@ -79,6 +80,33 @@ def test_collective_sends_fewer_bytes_per_replica():
             assert sent <= majority_vote.ring_bytes_sent(other, n, replicas)
     assert majority_vote.collective_for(2) == "all_gather"
     assert majority_vote.collective_for(8) == "all_reduce"
+
+
+@pytest.mark.parametrize("cls,state_dtype,replicas", [
+    (ks.SignSGD, None, 2), (ks.Signum, None, 4), (ks.SignAdam, None, 2),
+    (ks.SignAdamPP, None, 4), (ks.SignAdamPP, "bfloat16", 2)])
+def test_compiled_encode_writes_only_the_residual(cls, state_dtype,
+                                                  replicas):
+    """A replica's encode function reads its error-feedback residual to
+    form the words and writes the residual's new value: ordered after the
+    words, in place. Without that order XLA copied the residual of every
+    variable at every step."""
+    # Whole rows of `reductions.ROW`, as in the update's own test.
+    shapes = [(64, 48), (2, 1024)]
+    variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
+    grads = [tf.constant(np.full(s, 1e-2, "float32")) for s in shapes]
+    optimizer = cls(aggregation="majority_vote", error_feedback=True,
+                    state_dtype=state_dtype)
+    optimizer.build(variables)
+    program = majority_vote.VoteProgram(
+        optimizer, variables, replicas,
+        majority_vote.collective_for(replicas))
+    hlo = program.encode.experimental_get_compiler_ir(grads)(
+        stage="optimized_hlo")
+    written = tensors_written_besides(hlo, shapes)
+    assert not written, written
+    residuals = optimizer.moment_values("residual")
+    assert [tuple(r.shape) for r in residuals] == shapes
 
 
 # ------------------------------------------------------ replicas, steps

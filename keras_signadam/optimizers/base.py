@@ -432,13 +432,16 @@ class Optimizer(compat.KerasHooks):
         writes, _ = later.setdefault(self.variable_index(variable), ([], []))
         writes.append((updates, stream))
 
-    def flush_later_writes(self, variable):
+    def flush_later_writes(self, variable, after=()):
         """Makes `variable`'s pending `write_moments_later`, each value
         made to depend on every value written for `variable` since they
-        were left, without a change of its bits."""
+        were left, and on the tensors in `after` (what a function that
+        writes no variable computes from the state's old value), without
+        a change of its bits."""
         later = self._later_writes()
-        writes, anchors = (later or {}).pop(self.variable_index(variable),
+        writes, written = (later or {}).pop(self.variable_index(variable),
                                             ((), ()))
+        anchors = [*written, *after]
         for updates, stream in writes:
             if anchors:
                 updates = [(moment, low_precision.ordered_after(value,

@@ -129,18 +129,22 @@ class VoteProgram:
     def _encode(self, gradients):
         optimizer = self.optimizer
         words = []
-        for gradient, variable in zip(gradients, self.variables):
-            _, raw = optimizer.prepare_gradient(gradient, variable)
-            # The estimate R * g_r is scaled before its non-finite
-            # components are zeroed, so that it is to its raw form what
-            # the update's gradient is to its own (`compressed_signal`).
-            raw = raw * tf.cast(self.replicas, raw.dtype)
-            signal, _ = optimizer.compressed_signal(finite_part(raw), raw,
-                                                    variable)
-            # This function writes no variable: the residual now.
-            optimizer.flush_later_writes(variable)
-            codes = tf.reshape(tf.cast(signal, tf.int32), [-1]) + 1
-            words.append(pack(codes, self.radix))
+        with optimizer.update_scope():
+            for gradient, variable in zip(gradients, self.variables):
+                _, raw = optimizer.prepare_gradient(gradient, variable)
+                # The estimate R * g_r is scaled before its non-finite
+                # components are zeroed, so that it is to its raw form
+                # what the update's gradient is to its own
+                # (`compressed_signal`).
+                raw = raw * tf.cast(self.replicas, raw.dtype)
+                signal, _ = optimizer.compressed_signal(finite_part(raw),
+                                                        raw, variable)
+                codes = tf.reshape(tf.cast(signal, tf.int32), [-1]) + 1
+                words.append(pack(codes, self.radix))
+            # The error-feedback residual once the words are formed from
+            # its old value: otherwise XLA copies it at every step.
+            for variable, packed in zip(self.variables, words):
+                optimizer.flush_later_writes(variable, after=(packed,))
         return tf.concat(words, axis=0)
 
     def _decode(self, received):
