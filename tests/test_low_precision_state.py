@@ -340,8 +340,12 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
     # int8 state holds bounded moments only (the sign family's).
     for dtype in (None, "bfloat16") + (
         ("int8",) if cls in (ks.SignAdam, ks.SignAdamPP) else ())] + [
-    (cls, dtype, True) for cls in (ks.SignSGD, ks.SignAdam, ks.SignAdamPP)
-    for dtype in (None, "bfloat16")])
+    (cls, dtype, {}) for cls in (ks.SignSGD, ks.SignAdam, ks.SignAdamPP)
+    for dtype in (None, "bfloat16")] + [
+    # The thresholds set from per-tensor statistics of p = x + e.
+    (ks.SignAdamPP, None, {"threshold_mode": "adaptive"}),
+    (ks.SignAdamPP, "bfloat16", {"threshold_mode": "relative"}),
+    (ks.SignSGD, None, {"threshold_mode": "adaptive"})])
 def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
     """The update XLA compiles writes no tensor of a variable's shape
     besides the variable and its state: no copy and no temporary.
@@ -351,7 +355,9 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
     error-feedback residual after both (`write_moments_later`). Without
     that order XLA kept a copy of every stored moment at every step.
     Error feedback's scale is summed over p formed a second time; summed
-    over the p and s the update uses, both were written out in full."""
+    over the p and s the update uses, both were written out in full. The
+    relative and adaptive thresholds' statistics form p again, in their
+    fallback branch too; given p, the branch had it written out."""
     import tensorflow as tf
 
     # Whole rows of `reductions.ROW`: the sums' leftover components (fewer
@@ -359,7 +365,9 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
     shapes = [(64, 48), (2, 1024)]
     variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
     grads = [tf.constant(np.full(s, 1e-2, "float32")) for s in shapes]
-    kwargs = {"error_feedback": True} if feedback else {}
+    # `feedback`: False, or error feedback's other arguments.
+    kwargs = {} if feedback is False else {"error_feedback": True,
+                                           **feedback}
     optimizer = cls(state_dtype=state_dtype, **kwargs)
     optimizer.build(variables)
 

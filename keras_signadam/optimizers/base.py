@@ -513,8 +513,9 @@ class Optimizer(compat.KerasHooks):
         threshold that may depend on `p`. Called once per variable and
         step (the adaptive threshold advances its state here); the rule
         may be applied more than once. `source`: the raw gradient when `p`
-        is it with non-finite components zeroed (per-tensor statistics
-        read it instead of `p`)."""
+        is it with non-finite components zeroed, or a function that forms
+        `p` anew from tensors in memory (per-tensor statistics read it
+        instead of `p`: `ConfidenceArguments.rule`)."""
         return plain_sign
 
     def ternary(self, p, variable, source=None):

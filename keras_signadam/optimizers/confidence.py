@@ -56,10 +56,11 @@ _SMALLEST_MEAN_SQUARE = 2.0**-100
 
 def root_mean_square(x):
     """RMS of a float tensor, its non-finite components counted as zero,
-    without overflow or underflow."""
-    size = math.prod(x.shape)
+    without overflow or underflow. `x` as `reductions.l2_norm` takes it."""
+    value = reductions.formed(x)
+    size = math.prod(value.shape)
     if size == 0:
-        return ops.zeros((), x.dtype)
+        return ops.zeros((), value.dtype)
     return reductions.l2_norm(x) / math.sqrt(size)
 
 
@@ -78,15 +79,18 @@ def standard_deviation(x):
     Otherwise (a non-finite component, a first component far out in the
     tails, overflow, underflow) two passes over the finite part run in a
     conditional branch: the mean, then the norm about it
-    (`reductions.l2_norm`). As there, pass the raw tensor: only `x` and
+    (`reductions.l2_norm`). As there, pass the raw tensor, or a function
+    that forms an expression from tensors in memory: only they and
     scalars enter the branch.
     """
-    size = math.prod(x.shape)
+    value = reductions.formed(x)
+    size = math.prod(value.shape)
     if size == 0:
-        return ops.zeros((), x.dtype)
-    shift = ops.reshape(x, (-1,))[0]
-    mean_shifted = ops.sum(reductions.row_sums(x - shift)) / size
-    mean_square = ops.sum(reductions.row_sums(ops.square(x - shift))) / size
+        return ops.zeros((), value.dtype)
+    shift = ops.reshape(value, (-1,))[0]
+    mean_shifted = ops.sum(reductions.row_sums(value - shift)) / size
+    mean_square = ops.sum(
+        reductions.row_sums(ops.square(value - shift))) / size
     variance = mean_square - ops.square(mean_shifted)
     usable = ops.logical_and(
         ops.logical_and(ops.isfinite(mean_square),
@@ -94,7 +98,7 @@ def standard_deviation(x):
         variance >= mean_square * _MOST_CANCELLED)
 
     def two_passes():
-        clean = reductions.finite_part(x)
+        clean = reductions.finite_part(reductions.formed(x))
         mean = ops.sum(reductions.row_sums(clean)) / size
         return reductions.l2_norm(clean, center=mean) / math.sqrt(size)
 
@@ -168,11 +172,12 @@ class ConfidenceArguments:
     def rule(self, optimizer, p, variable, source=None):
         """This step's ternary rule (`Optimizer.ternary_rule`): the
         confidence-filtered sign at the threshold set from `p`. `source`,
-        when given, is a tensor that equals `p` once its
-        non-finite components are zeroed and that is in memory already
-        (the raw gradient): the per-tensor statistics of the relative and
-        adaptive modes read it, so that XLA does not write `p` out for
-        them."""
+        when given, equals `p` once its non-finite components are zeroed
+        and is in memory already (the raw gradient), or is a function
+        that forms `p` anew from tensors in memory (error feedback's
+        gradient and residual): the per-tensor statistics of the relative
+        and adaptive modes read it, so that XLA does not write `p` out for
+        their conditional branch."""
         delta = optimizer.per_update(
             "threshold", p.dtype,
             lambda: ops.cast(self.threshold, p.dtype))

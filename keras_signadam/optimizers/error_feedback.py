@@ -81,7 +81,20 @@ class ScaledSign:
         finite = ops.isfinite(raw_gradient)
         x = optimizer.signal_input(g, raw_gradient, variable)
         p = x + e
-        rule = optimizer.ternary_rule(p, variable)
+
+        def formed_again():
+            # p (the same bits) from the raw gradient and the stored
+            # residual, for the threshold's statistics: their fallback
+            # branch would otherwise take p, which XLA then writes out.
+            # Another expression than p's and the scale's, so that XLA
+            # does not merge them (see below).
+            again = optimizer.signal_input(
+                reductions.finite_part(raw_gradient), raw_gradient, variable)
+            residual = optimizer.read_moment(self.residuals, variable,
+                                             g.dtype)
+            return residual - ops.negative(again)
+
+        rule = optimizer.ternary_rule(p, variable, source=formed_again)
 
         def filtered(y):
             s, _ = rule(y)

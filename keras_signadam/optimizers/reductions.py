@@ -59,6 +59,12 @@ def finite_part(x):
     return ops.where(ops.isfinite(x), x, ops.zeros_like(x))
 
 
+def formed(x):
+    """`x`, or `x()` where `x` is a function that forms the tensor anew
+    from tensors in memory (see `l2_norm`)."""
+    return x() if callable(x) else x
+
+
 def l2_norm(x, center=None):
     """Euclidean norm of float `x` (of `x - center`, for a scalar
     `center`), its non-finite components counted as zero, without spurious
@@ -75,18 +81,21 @@ def l2_norm(x, center=None):
     `x - center`, would cost a copy of the tensor at every step (on CPU,
     in fresh pages each time: the adaptive threshold's XLA update took
     2.3x as long, CHANGELOG, 0.6.0). Pass the raw tensor, already
-    in memory, not an expression of it.
+    in memory, not an expression of it; or, for an expression, a function
+    that forms it from tensors in memory, called again in the branch so
+    that only they enter it.
     """
-    if math.prod(x.shape) == 0:
-        return ops.zeros((), x.dtype)
+    value = formed(x)
+    if math.prod(value.shape) == 0:
+        return ops.zeros((), value.dtype)
 
     def centered(y):
         return y if center is None else y - center
 
-    direct = ops.sum(row_sums(ops.square(centered(x))))
+    direct = ops.sum(row_sums(ops.square(centered(value))))
 
     def rescaled():
-        d = centered(finite_part(x))
+        d = centered(finite_part(formed(x)))
         scale = ops.max(ops.abs(d))
         safe = ops.where(scale > 0, scale, ops.ones_like(scale))
         return scale * ops.sqrt(ops.sum(row_sums(ops.square(d / safe))))
