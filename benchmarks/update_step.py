@@ -22,7 +22,9 @@ the same setting, and its optimizer-state bytes per parameter. The rows
 zero-confidence and non-finite components: a reduction over the gradient,
 which XLA on CPU runs as a second pass instead of fusing it into the update.
 The rows "error feedback" (`error_feedback=True`) add the residual, and
-its scale's two sums over the gradient and residual, a second pass too.
+its scale's two sums over the gradient and residual, a second pass too
+(with the adaptive threshold, whose deviation is one more pass, in one of
+them).
 The rows "bfloat16 state" keep the moments in bfloat16 with stochastic
 rounding (`state_dtype="bfloat16"`), whose random bits are computed in the
 update; the rows "int8 state" keep them as stochastically rounded 8-bit
@@ -81,6 +83,9 @@ OPTIMIZERS = {
         lambda: ks.SignAdamPP(error_feedback=True), 4 * (2 + 1 + 2 + 2)),
     "SignSGD, error feedback": (
         lambda: ks.SignSGD(error_feedback=True), 4 * (2 + 1 + 2)),
+    "SignAdamPP, adaptive threshold, error feedback": (
+        lambda: ks.SignAdamPP(threshold_mode="adaptive",
+                              error_feedback=True), 4 * (2 + 1 + 2 + 2)),
     # bfloat16 state: each state tensor moves 2 bytes each way.
     "SignAdamPP, bfloat16 state": (
         lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
