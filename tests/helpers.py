@@ -39,7 +39,8 @@ def tensors_written_besides(hlo, shapes):
     full."""
     lines = hlo.split("\nENTRY ", 1)[1].splitlines()[1:]
     root = next(line for line in lines if "ROOT " in line)
-    outputs = set(re.findall(r"%([\w.-]+)", root.split(" tuple(", 1)[1]))
+    # The outputs: the root's tuple elements, or the root itself.
+    outputs = set(re.findall(r"%([\w.-]+)", root.split(" tuple(", 1)[-1]))
     sizes = {",".join(map(str, s)) for s in shapes}
     written = []
     for line in lines:

@@ -82,21 +82,29 @@ def test_collective_sends_fewer_bytes_per_replica():
     assert majority_vote.collective_for(8) == "all_reduce"
 
 
-@pytest.mark.parametrize("cls,state_dtype,replicas", [
-    (ks.SignSGD, None, 2), (ks.Signum, None, 4), (ks.SignAdam, None, 2),
-    (ks.SignAdamPP, None, 4), (ks.SignAdamPP, "bfloat16", 2)])
-def test_compiled_encode_writes_only_the_residual(cls, state_dtype,
-                                                  replicas):
+@pytest.mark.parametrize("cls,arguments,replicas", [
+    (ks.SignSGD, {"error_feedback": True}, 2),
+    (ks.Signum, {"error_feedback": True}, 4),
+    (ks.SignAdam, {"error_feedback": True}, 2),
+    (ks.SignAdamPP, {"error_feedback": True}, 4),
+    (ks.SignAdamPP, {"error_feedback": True, "state_dtype": "bfloat16"}, 2),
+    # Thresholds set from per-tensor statistics of the estimate R g_r.
+    (ks.SignAdamPP, {"error_feedback": True, "threshold_mode": "adaptive"},
+     2),
+    (ks.SignAdamPP, {"threshold_mode": "adaptive"}, 4),
+    (ks.SignSGD, {"threshold_mode": "relative"}, 2)])
+def test_compiled_encode_writes_only_the_residual(cls, arguments, replicas):
     """A replica's encode function reads its error-feedback residual to
     form the words and writes the residual's new value: ordered after the
     words, in place. Without that order XLA copied the residual of every
-    variable at every step."""
+    variable at every step. The estimate R g_r is formed where it is read,
+    in the threshold statistics' branch too: given to the branch, it was
+    written out."""
     # Whole rows of `reductions.ROW`, as in the update's own test.
     shapes = [(64, 48), (2, 1024)]
     variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
     grads = [tf.constant(np.full(s, 1e-2, "float32")) for s in shapes]
-    optimizer = cls(aggregation="majority_vote", error_feedback=True,
-                    state_dtype=state_dtype)
+    optimizer = cls(aggregation="majority_vote", **arguments)
     optimizer.build(variables)
     program = majority_vote.VoteProgram(
         optimizer, variables, replicas,
@@ -105,8 +113,9 @@ def test_compiled_encode_writes_only_the_residual(cls, state_dtype,
         stage="optimized_hlo")
     written = tensors_written_besides(hlo, shapes)
     assert not written, written
-    residuals = optimizer.moment_values("residual")
-    assert [tuple(r.shape) for r in residuals] == shapes
+    if arguments.get("error_feedback"):
+        residuals = optimizer.moment_values("residual")
+        assert [tuple(r.shape) for r in residuals] == shapes
 
 
 # ------------------------------------------------------ replicas, steps

@@ -525,8 +525,9 @@ class Optimizer(compat.KerasHooks):
 
     def local_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient, as the update rule forms
-        it, before error feedback."""
-        p = self.signal_input(g, raw_gradient, variable)
+        it, before error feedback (`raw_gradient` as `compressed_signal`
+        takes it)."""
+        p = self.signal_input(g, reductions.formed(raw_gradient), variable)
         # Without the coupled term p is the raw gradient with non-finite
         # components zeroed; statistics of the raw one need no copy of p.
         return self.ternary(p, variable,
@@ -536,7 +537,10 @@ class Optimizer(compat.KerasHooks):
         """The ternary signal of one gradient through the optimizer's
         error-feedback form (`error_feedback.py`). `g` must be
         `raw_gradient` with its non-finite components zeroed (as
-        `prepare_gradient` returns them): statistics read the raw one."""
+        `prepare_gradient` returns them): statistics read the raw one.
+        `raw_gradient` may be a function that forms it from tensors in
+        memory (the vote's estimate R g_r), so that the statistics'
+        branch does not take it (`reductions.l2_norm`)."""
         return self.feedback.signal(self, g, raw_gradient, variable)
 
     def sign_signal(self, g, raw_gradient, variable):

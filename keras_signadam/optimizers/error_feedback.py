@@ -78,8 +78,9 @@ class ScaledSign:
 
     def signal(self, optimizer, g, raw_gradient, variable):
         e = optimizer.read_moment(self.residuals, variable, g.dtype)
-        finite = ops.isfinite(raw_gradient)
-        x = optimizer.signal_input(g, raw_gradient, variable)
+        raw = reductions.formed(raw_gradient)
+        finite = ops.isfinite(raw)
+        x = optimizer.signal_input(g, raw, variable)
         p = x + e
 
         def formed_again():
@@ -88,8 +89,9 @@ class ScaledSign:
             # branch would otherwise take p, which XLA then writes out.
             # Another expression than p's and the scale's, so that XLA
             # does not merge them (see below).
+            raw_again = reductions.formed(raw_gradient)
             again = optimizer.signal_input(
-                reductions.finite_part(raw_gradient), raw_gradient, variable)
+                reductions.finite_part(raw_again), raw_again, variable)
             residual = optimizer.read_moment(self.residuals, variable,
                                              g.dtype)
             return residual - ops.negative(again)

@@ -132,13 +132,17 @@ class VoteProgram:
         with optimizer.update_scope():
             for gradient, variable in zip(gradients, self.variables):
                 _, raw = optimizer.prepare_gradient(gradient, variable)
+
                 # The estimate R * g_r is scaled before its non-finite
                 # components are zeroed, so that it is to its raw form
                 # what the update's gradient is to its own
-                # (`compressed_signal`).
-                raw = raw * tf.cast(self.replicas, raw.dtype)
-                signal, _ = optimizer.compressed_signal(finite_part(raw),
-                                                        raw, variable)
+                # (`compressed_signal`); formed where it is read, so that
+                # XLA does not write it out for a threshold's statistics.
+                def estimate(raw=raw):
+                    return raw * tf.cast(self.replicas, raw.dtype)
+
+                signal, _ = optimizer.compressed_signal(
+                    finite_part(estimate()), estimate, variable)
                 codes = tf.reshape(tf.cast(signal, tf.int32), [-1]) + 1
                 words.append(pack(codes, self.radix))
             # The error-feedback residual once the words are formed from
