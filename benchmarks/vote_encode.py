@@ -9,7 +9,9 @@ residual's scale (two sums over the gradient and residual) and writes the
 residual's new value. This script times that function on the update-step
 benchmark's 10.1M float32 parameters (40 tensors) at 4 replicas (the
 integer all-reduce's packing), for each sign optimizer with and without
-error feedback, TensorFlow with XLA (the optimizers' default).
+error feedback (and SignAdamPP with the adaptive threshold, whose
+per-tensor deviation is one more pass), TensorFlow with XLA (the
+optimizers' default).
 
 Each configuration runs in a process of its own, as a training process
 holds one optimizer: one process that interleaves several encodes reuses
@@ -44,7 +46,14 @@ from keras_signadam.backend.packing import collective_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REPLICAS = 4
-OPTIMIZERS = ("SignSGD", "Signum", "SignAdamPP")
+# Row name -> (optimizer, its arguments besides the vote's).
+OPTIMIZERS = {
+    "SignSGD": ("SignSGD", {}),
+    "Signum": ("Signum", {}),
+    "SignAdamPP": ("SignAdamPP", {}),
+    "SignAdamPP, adaptive threshold": (
+        "SignAdamPP", {"threshold_mode": "adaptive"}),
+}
 TABLE_HEADERS = [
     "| optimizer | error feedback | encode ms | x without error feedback "
     "| page faults per call |",
@@ -64,8 +73,9 @@ def measure(name, feedback, calls):
              for s in shapes]
     variables = [keras.Variable(rng.normal(size=s).astype("float32"))
                  for s in shapes]
-    optimizer = getattr(ks, name)(aggregation="majority_vote",
-                                  error_feedback=feedback)
+    cls, arguments = OPTIMIZERS[name]
+    optimizer = getattr(ks, cls)(aggregation="majority_vote",
+                                 error_feedback=feedback, **arguments)
     optimizer.build(variables)
     program = majority_vote.VoteProgram(optimizer, variables, REPLICAS,
                                         collective_for(REPLICAS))
