@@ -175,9 +175,9 @@ class ConfidenceArguments:
         when given, equals `p` once its non-finite components are zeroed
         and is in memory already (the raw gradient), or is a function
         that forms `p` anew from tensors in memory (error feedback's
-        gradient and residual): the per-tensor statistics of the relative
-        and adaptive modes read it, so that XLA does not write `p` out for
-        their conditional branch."""
+        gradient and residual, or the vote's scaled gradient share): the
+        per-tensor statistics of the relative and adaptive modes read it,
+        so that XLA does not write `p` out for their conditional branch."""
         delta = optimizer.per_update(
             "threshold", p.dtype,
             lambda: ops.cast(self.threshold, p.dtype))
