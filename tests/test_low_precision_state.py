@@ -334,19 +334,31 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
     assert all(np.all(np.isfinite(to_numpy(w))) for w in model.weights)
 
 
-@pytest.mark.parametrize("cls,state_dtype,feedback", [
-    (cls, dtype, False) for cls in (ks.SignAdam, ks.SignAdamPP, ks.Signum,
-                                    ks.NovoGrad)
+@pytest.mark.parametrize("cls,state_dtype,kwargs", [
+    (cls, dtype, {}) for cls in (ks.SignAdam, ks.SignAdamPP, ks.Signum,
+                                 ks.NovoGrad)
     # int8 state holds bounded moments only (the sign family's).
     for dtype in (None, "bfloat16") + (
         ("int8",) if cls in (ks.SignAdam, ks.SignAdamPP) else ())] + [
-    (cls, dtype, {}) for cls in (ks.SignSGD, ks.SignAdam, ks.SignAdamPP)
+    (cls, dtype, {"error_feedback": True})
+    for cls in (ks.SignSGD, ks.SignAdam, ks.SignAdamPP)
     for dtype in (None, "bfloat16")] + [
-    # The thresholds set from per-tensor statistics of p = x + e.
-    (ks.SignAdamPP, None, {"threshold_mode": "adaptive"}),
-    (ks.SignAdamPP, "bfloat16", {"threshold_mode": "relative"}),
-    (ks.SignSGD, None, {"threshold_mode": "adaptive"})])
-def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
+    # The thresholds set from per-tensor statistics of p = x + e,
+    (ks.SignAdamPP, None, {"error_feedback": True,
+                           "threshold_mode": "adaptive"}),
+    (ks.SignAdamPP, "bfloat16", {"error_feedback": True,
+                                 "threshold_mode": "relative"}),
+    (ks.SignSGD, None, {"error_feedback": True,
+                        "threshold_mode": "adaptive"}),
+    # and of p = g + lambda theta (float32 state: with rounded state the
+    # coupled decay still costs a copy of the variable, CHANGELOG).
+    (ks.SignAdamPP, None, {"coupled_weight_decay": 1e-2,
+                           "threshold_mode": "adaptive"}),
+    (ks.SignAdamPP, None, {"coupled_weight_decay": 1e-2,
+                           "threshold_mode": "relative"}),
+    (ks.SignSGD, None, {"coupled_weight_decay": 1e-2,
+                        "threshold_mode": "adaptive"})])
+def test_compiled_update_writes_only_its_state(cls, state_dtype, kwargs):
     """The update XLA compiles writes no tensor of a variable's shape
     besides the variable and its state: no copy and no temporary.
 
@@ -365,9 +377,6 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, feedback):
     shapes = [(64, 48), (2, 1024)]
     variables = [keras.Variable(np.ones(s, "float32")) for s in shapes]
     grads = [tf.constant(np.full(s, 1e-2, "float32")) for s in shapes]
-    # `feedback`: False, or error feedback's other arguments.
-    kwargs = {} if feedback is False else {"error_feedback": True,
-                                           **feedback}
     optimizer = cls(state_dtype=state_dtype, **kwargs)
     optimizer.build(variables)
 

@@ -328,3 +328,32 @@ def test_concrete_conditions_run_only_the_chosen_branch():
     tf.function(lambda p: tracing.cond(p, branch("true"), branch("false")))(
         tf.constant(True))
     assert sorted(called) == ["false", "true"]
+
+
+@pytest.mark.parametrize("scale", [1e-30, 1e30])
+@pytest.mark.parametrize("mode", ["relative", "adaptive"])
+def test_coupled_decay_in_the_statistics_fallback_matches_reference(mode,
+                                                                     scale):
+    """Parameters and gradients at scales whose squares underflow or
+    overflow float32 send the threshold's statistics of p = g + lambda
+    theta to their rescaled fallback, a graph conditional under XLA that
+    forms p anew from the gradient and the parameters: against NumPy."""
+    rng = np.random.default_rng(2)
+    theta = (rng.normal(size=(4, 300)) * scale).astype("float32")
+    grads = [[(rng.normal(size=(4, 300)) * scale).astype("float32")]
+             for _ in range(4)]
+    kwargs = dict(threshold=0.7, threshold_mode=mode,
+                  coupled_weight_decay=0.5)
+    # The step scaled with the problem, so that every step's p is.
+    lr = float(np.float32(1e-2 * scale))
+    optimizer = ks.SignAdamPP(learning_rate=lr, jit_compile=True, **kwargs)
+    variable = keras.Variable(theta)
+    for (g,) in grads:
+        optimizer.apply([g], [variable])
+    expected, _ = reference.run(
+        functools.partial(reference.SignAdamPP, lr=lr, **kwargs),
+        [theta], grads, np.float32)
+    got = to_numpy(variable)
+    assert not np.allclose(got, theta, rtol=1e-3, atol=0)
+    np.testing.assert_allclose(got, expected[0], rtol=2e-5,
+                               atol=2e-6 * scale)

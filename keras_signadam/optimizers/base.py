@@ -505,6 +505,25 @@ class Optimizer(compat.KerasHooks):
             ops.zeros_like(g),
         )
 
+    def signal_input_again(self, raw_gradient, variable):
+        """`signal_input` formed anew from `raw_gradient` (a tensor or a
+        function that forms it) and `variable`: the same bits, as another
+        expression. Per-tensor statistics read it; given the signal input
+        itself, XLA writes it out in full, as a tensor that feeds both a
+        sum and an element-wise use of the sum's result, and as one their
+        fallback branch takes (`reductions.l2_norm`)."""
+        raw = reductions.formed(raw_gradient)
+        g = reductions.finite_part(raw)
+        if not self.coupled_weight_decay:
+            return g
+        # g - (-d) has the bits of g + d.
+        return ops.where(
+            ops.isfinite(raw),
+            g - ops.negative(
+                self.coupled_weight_decay * ops.cast(variable, g.dtype)),
+            ops.zeros_like(g),
+        )
+
     def ternary_rule(self, p, variable, source=None):
         """This step's ternary rule for `variable`, a function from a
         tensor to its ternary signal and zero indicator ``(s, zeros)``,
@@ -528,10 +547,13 @@ class Optimizer(compat.KerasHooks):
         it, before error feedback (`raw_gradient` as `compressed_signal`
         takes it)."""
         p = self.signal_input(g, reductions.formed(raw_gradient), variable)
-        # Without the coupled term p is the raw gradient with non-finite
-        # components zeroed; statistics of the raw one need no copy of p.
-        return self.ternary(p, variable,
-                            source=raw_gradient if p is g else None)
+        if p is g:
+            # p is the raw gradient with non-finite components zeroed;
+            # statistics of the raw one need no copy of p.
+            return self.ternary(p, variable, source=raw_gradient)
+        return self.ternary(
+            p, variable,
+            source=lambda: self.signal_input_again(raw_gradient, variable))
 
     def compressed_signal(self, g, raw_gradient, variable):
         """The ternary signal of one gradient through the optimizer's

@@ -174,8 +174,9 @@ class ConfidenceArguments:
         confidence-filtered sign at the threshold set from `p`. `source`,
         when given, equals `p` once its non-finite components are zeroed
         and is in memory already (the raw gradient), or is a function
-        that forms `p` anew from tensors in memory (error feedback's
-        gradient and residual, or the vote's scaled gradient share): the
+        that forms `p` anew from tensors in memory (the gradient and the
+        variable for the coupled decay, error feedback's gradient and
+        residual, or the vote's scaled gradient share): the
         per-tensor statistics of the relative and adaptive modes read it,
         so that XLA does not write `p` out for their conditional branch."""
         delta = optimizer.per_update(

@@ -89,9 +89,7 @@ class ScaledSign:
             # branch would otherwise take p, which XLA then writes out.
             # Another expression than p's and the scale's, so that XLA
             # does not merge them (see below).
-            raw_again = reductions.formed(raw_gradient)
-            again = optimizer.signal_input(
-                reductions.finite_part(raw_again), raw_again, variable)
+            again = optimizer.signal_input_again(raw_gradient, variable)
             residual = optimizer.read_moment(self.residuals, variable,
                                              g.dtype)
             return residual - ops.negative(again)
