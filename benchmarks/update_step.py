@@ -86,6 +86,10 @@ OPTIMIZERS = {
     "SignAdamPP, adaptive threshold, error feedback": (
         lambda: ks.SignAdamPP(threshold_mode="adaptive",
                               error_feedback=True), 4 * (2 + 1 + 2 + 2)),
+    # The coupled decay's term lambda theta enters the statistics too.
+    "SignAdamPP, adaptive threshold, coupled decay": (
+        lambda: ks.SignAdamPP(threshold_mode="adaptive",
+                              coupled_weight_decay=1e-4), 4 * (2 + 1 + 2)),
     # bfloat16 state: each state tensor moves 2 bytes each way.
     "SignAdamPP, bfloat16 state": (
         lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
