@@ -49,7 +49,8 @@ def conditions(function):
 @pytest.mark.parametrize("cls", OPTIMIZERS)
 def test_update_rules_do_not_ask_how_state_is_stored_or_aggregated(cls):
     for method in ("update_step", "build", "local_signal", "ternary",
-                   "signal_input"):
+                   "signal_input", "signal_input_again",
+                   "_with_coupled_term"):
         code = "\n".join(
             line.split("#")[0]
             for line in inspect.getsource(getattr(cls, method)).splitlines())

@@ -497,13 +497,7 @@ class Optimizer(compat.KerasHooks):
         family): the gradient plus the coupled L2 term
         ``coupled_weight_decay * theta`` (0 where the gradient is not
         finite, so such a component gets no signal)."""
-        if not self.coupled_weight_decay:
-            return g
-        return ops.where(
-            ops.isfinite(raw_gradient),
-            g + self.coupled_weight_decay * ops.cast(variable, g.dtype),
-            ops.zeros_like(g),
-        )
+        return self._with_coupled_term(g, raw_gradient, variable, ops.add)
 
     def signal_input_again(self, raw_gradient, variable):
         """`signal_input` formed anew from `raw_gradient` (a tensor or a
@@ -513,14 +507,19 @@ class Optimizer(compat.KerasHooks):
         sum and an element-wise use of the sum's result, and as one their
         fallback branch takes (`reductions.l2_norm`)."""
         raw = reductions.formed(raw_gradient)
-        g = reductions.finite_part(raw)
+        # g - (-d) has the bits of g + d.
+        return self._with_coupled_term(
+            reductions.finite_part(raw), raw, variable,
+            lambda g, d: g - ops.negative(d))
+
+    def _with_coupled_term(self, g, raw_gradient, variable, add):
+        """``add(g, coupled_weight_decay * theta)``, 0 where the gradient is
+        not finite; `g` itself without the coupled decay."""
         if not self.coupled_weight_decay:
             return g
-        # g - (-d) has the bits of g + d.
         return ops.where(
-            ops.isfinite(raw),
-            g - ops.negative(
-                self.coupled_weight_decay * ops.cast(variable, g.dtype)),
+            ops.isfinite(raw_gradient),
+            add(g, self.coupled_weight_decay * ops.cast(variable, g.dtype)),
             ops.zeros_like(g),
         )
 
