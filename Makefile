@@ -46,9 +46,11 @@ docs: $(DOCS_STAMP)
 QUICK_XLA := --xla_backend_optimization_level=0 \
 	--xla_cpu_use_fusion_emitters=false
 
+# The slowest tests are listed after each run: the suite's budget is 10
+# minutes on 2 cores.
 test-suite: $(TEST_STAMP)
 	XLA_FLAGS="$$XLA_FLAGS $(QUICK_XLA)" $(VENV)/bin/python -m pytest -n 3 \
-	    tests
+	    --durations=15 tests
 
 # The core tests (update rules against the references, saving, the XLA
 # path) with the oldest Keras that setup.py allows, over the same
