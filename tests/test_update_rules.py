@@ -65,14 +65,14 @@ CASES = {
         reference.SignAdamPP,
         dict(learning_rate=1e-2, threshold=0.7, threshold_mode="relative"),
     ),
-    # The paper's adaptive confidence (section 6.3), with its beta_2.
-    "sign_adam_pp_adaptive": (
-        ks.SignAdamPP, reference.SignAdamPP,
-        dict(learning_rate=1e-2, threshold_mode="adaptive", beta_1=0.8)),
     "sign_adam_pp_relative_coupled": (
         ks.SignAdamPP, reference.SignAdamPP,
         dict(learning_rate=1e-2, threshold=0.7, threshold_mode="relative",
              coupled_weight_decay=5e-2)),
+    # The paper's adaptive confidence (section 6.3), with its beta_2.
+    "sign_adam_pp_adaptive": (
+        ks.SignAdamPP, reference.SignAdamPP,
+        dict(learning_rate=1e-2, threshold_mode="adaptive", beta_1=0.8)),
     "sign_adam_pp_adaptive_soft": (
         ks.SignAdamPP, reference.SignAdamPP,
         dict(learning_rate=1e-2, threshold=0.5, confidence="soft",
