@@ -85,6 +85,28 @@ def test_clipping_options_change_the_thresholded_update(clip):
     assert np.count_nonzero(to_numpy(plain)) > np.count_nonzero(expected)
 
 
+
+@pytest.mark.parametrize("clip", [{"clipnorm": 5e-3},
+                                  {"global_clipnorm": 5e-3}])
+def test_clipping_by_norm_densifies_sparse_gradients(clip):
+    """An `Embedding`'s sparse gradient is clipped as its dense form is:
+    the rows not looked up count as zero in the norm and do not move."""
+    rows = np.array([[5e-3, -2e-3], [1e-4, 8e-3]], "float32")
+    sparse = tf.IndexedSlices(tf.constant(rows), tf.constant([0, 2]),
+                              tf.constant([4, 2]))
+    as_dense = np.zeros((4, 2), "float32")
+    as_dense[[0, 2]] = rows
+    moved = []
+    for gradient in (sparse, as_dense):
+        variable = keras.Variable(np.zeros((4, 2), "float32"))
+        ks.SignSGD(learning_rate=1.0, threshold=1.5e-3, **clip).apply(
+            [gradient], [variable])
+        moved.append(to_numpy(variable))
+    clipped = as_dense * 5e-3 / max(np.linalg.norm(as_dense), 5e-3)
+    expected = -np.sign(clipped) * (np.abs(clipped) > 1.5e-3)
+    for value in moved:
+        np.testing.assert_array_equal(value, expected)
+
 @pytest.mark.parametrize("cls", ALL)
 def test_weight_decay_respects_exclusions(cls):
     optimizer = cls(learning_rate=0.1, weight_decay=0.5)

@@ -357,7 +357,10 @@ def test_statistics_and_mixed_precision_with_rounded_state(state_dtype):
     (ks.SignAdamPP, None, {"coupled_weight_decay": 1e-2,
                            "threshold_mode": "relative"}),
     (ks.SignSGD, None, {"coupled_weight_decay": 1e-2,
-                        "threshold_mode": "adaptive"})])
+                        "threshold_mode": "adaptive"}),
+    # Clipping by norm: the norms' squares are summed where they are formed.
+    (ks.SignAdamPP, None, {"clipnorm": 1.0}),
+    (ks.SignSGD, None, {"global_clipnorm": 1.0, "track_statistics": True})])
 def test_compiled_update_writes_only_its_state(cls, state_dtype, kwargs):
     """The update XLA compiles writes no tensor of a variable's shape
     besides the variable and its state: no copy and no temporary.
@@ -369,7 +372,8 @@ def test_compiled_update_writes_only_its_state(cls, state_dtype, kwargs):
     Error feedback's scale is summed over p formed a second time; summed
     over the p and s the update uses, both were written out in full. The
     relative and adaptive thresholds' statistics form p again, in their
-    fallback branch too; given p, the branch had it written out."""
+    fallback branch too; given p, the branch had it written out. Keras's
+    clipping by norm on TensorFlow had the squares written out."""
     import tensorflow as tf
 
     # Whole rows of `reductions.ROW`: the sums' leftover components (fewer

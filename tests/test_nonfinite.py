@@ -158,3 +158,48 @@ def test_counts_are_exact_in_full_rows_and_the_leftover(confidence,
         assert optimizer.sparsity == pytest.approx(zero.sum() / g.size,
                                                    abs=0), step
         assert optimizer.nonfinite_count == injected
+
+
+def clipped_in_numpy(grads, clip, per_tensor):
+    """Keras's clipping by norm in float64, the norms over the finite
+    components (non-finite ones stay as they are)."""
+    clean = [np.where(np.isfinite(g), g, 0).astype(np.float64)
+             for g in grads]
+    norms = [np.linalg.norm(c) for c in clean]
+    if not per_tensor:
+        norms = [np.linalg.norm(norms)] * len(grads)
+    return [g * (clip / max(n, clip)) for g, n in zip(grads, norms)]
+
+
+@pytest.mark.parametrize("jit_compile", [True, False])
+@pytest.mark.parametrize("argument", ["clipnorm", "global_clipnorm"])
+def test_clipping_by_norm_skips_only_the_nonfinite_components(argument,
+                                                              jit_compile):
+    """The norms that `clipnorm` and `global_clipnorm` divide by count
+    non-finite components as zero: the finite ones are clipped and move,
+    at a threshold set between the clipped values; only the non-finite
+    ones are skipped and counted. Squares that overflow float32 (1e20)
+    still give the norm."""
+    rng = np.random.default_rng(5)
+    grads = [(rng.normal(size=(3, 40)) * 1e20).astype("float32"),
+             rng.normal(size=17).astype("float32")]
+    grads[0][0, :2] = [np.nan, np.inf]
+    grads[1][4] = -np.inf
+    clip = 2.0
+    clipped = clipped_in_numpy(grads, clip, argument == "clipnorm")
+    # Half the largest finite clipped magnitude, so that some components
+    # pass and some do not.
+    threshold = 0.5 * max(np.nanmax(np.abs(np.where(np.isfinite(c), c, 0)))
+                          for c in clipped)
+    optimizer = ks.SignSGD(learning_rate=1.0, threshold=threshold,
+                           jit_compile=jit_compile, track_statistics=True,
+                           **{argument: clip})
+    variables = [keras.Variable(np.zeros(g.shape, "float32")) for g in grads]
+    optimizer.apply(grads, variables)
+    for variable, c in zip(variables, clipped):
+        finite = np.isfinite(c)
+        expected = np.where(finite & (np.abs(c) > threshold),
+                            -np.sign(np.where(finite, c, 0)), 0)
+        np.testing.assert_array_equal(to_numpy(variable), expected)
+    assert optimizer.nonfinite_count == 3
+    assert 0 < optimizer.sparsity < 1

@@ -65,6 +65,18 @@ def plain_sign(p):
     return s, confidence.zero_indicator(s)
 
 
+def dense(gradient):
+    """`gradient` as a dense tensor: TensorFlow's sparse gradients
+    (`tf.IndexedSlices`, from `Embedding` layers) get zeros in the rows
+    that were not looked up, as the update densifies them anyway."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return tf.convert_to_tensor(gradient)
+    return ops.convert_to_tensor(gradient)
+
+
 @dataclasses.dataclass(frozen=True)
 class Capabilities:
     """What an optimizer supports, declared once per class.
@@ -333,6 +345,38 @@ class Optimizer(compat.KerasHooks):
                     self.build(trainable_variables)
                 self.built = True
         return super().apply(grads, trainable_variables)
+
+    def _clip_by_norm(self, values, axes=None):
+        """Keras's `clipnorm`, ``g * clipnorm / max(norm(g), clipnorm)``
+        per tensor, with the norm of `reductions.l2_norm`: non-finite
+        components count as zero there (they stay non-finite, and the
+        update zeroes and counts them, where Keras's norm made every
+        component of the tensor NaN), a norm whose square overflows is
+        still right (Keras's was inf, and the clipped gradient 0), and XLA
+        sums the squares in rows instead of writing them out on CPU."""
+        if axes is not None:
+            return super()._clip_by_norm(values, axes)
+        values = dense(values)
+        norm = reductions.l2_norm(values)
+        return values * self.clipnorm / ops.maximum(norm, self.clipnorm)
+
+    def _clip_gradients(self, grads):
+        """Keras's `global_clipnorm` with the norms of `_clip_by_norm`:
+        every gradient times ``min(1, global_clipnorm / global norm)``,
+        non-finite components counting as zero in the norm (Keras's made
+        every gradient NaN, so one such component lost the whole step)."""
+        if self.clipnorm or not self.global_clipnorm:
+            return super()._clip_gradients(grads)
+        grads = [None if g is None else dense(g) for g in grads]
+        norms = [ops.cast(reductions.l2_norm(g), "float32")
+                 for g in grads if g is not None]
+        if not norms:
+            return grads
+        total = reductions.l2_norm(ops.stack(norms))
+        clip = self.global_clipnorm
+        scale = clip * ops.minimum(1.0 / total, 1.0 / clip)
+        return [None if g is None else g * ops.cast(scale, g.dtype)
+                for g in grads]
 
     def load_own_variables(self, store):
         """Refuses a file whose state is stored otherwise than this
