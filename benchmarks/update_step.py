@@ -90,6 +90,10 @@ OPTIMIZERS = {
     "SignAdamPP, adaptive threshold, coupled decay": (
         lambda: ks.SignAdamPP(threshold_mode="adaptive",
                               coupled_weight_decay=1e-4), 4 * (2 + 1 + 2)),
+    # Clipping by norm reads the gradient once more, for its norm (not
+    # counted).
+    "SignAdamPP, clipnorm": (
+        lambda: ks.SignAdamPP(clipnorm=1.0), 4 * (2 + 1 + 2)),
     # bfloat16 state: each state tensor moves 2 bytes each way.
     "SignAdamPP, bfloat16 state": (
         lambda: ks.SignAdamPP(state_dtype="bfloat16"), 4 * (2 + 1) + 2 * 2),
@@ -105,6 +109,8 @@ OPTIMIZERS = {
     "SignAdam, int8 state": (
         lambda: ks.SignAdam(state_dtype="int8"), 4 * (2 + 1) + 1 * 4),
     "keras Adam": (lambda: keras.optimizers.Adam(), 4 * (2 + 1 + 2 * 2)),
+    "keras Adam, clipnorm": (lambda: keras.optimizers.Adam(clipnorm=1.0),
+                             4 * (2 + 1 + 2 * 2)),
     "keras Lion": (lambda: keras.optimizers.Lion(), 4 * (2 + 1 + 2)),
     "keras SGD": (lambda: keras.optimizers.SGD(), 4 * (2 + 1)),
 }
