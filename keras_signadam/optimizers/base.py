@@ -68,7 +68,7 @@ def plain_sign(p):
 def dense(gradient):
     """`gradient` as a dense tensor: TensorFlow's sparse gradients
     (`tf.IndexedSlices`, from `Embedding` layers) get zeros in the rows
-    that were not looked up, as the update densifies them anyway."""
+    that were not looked up (for the update and for clipping by norm)."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
@@ -408,8 +408,7 @@ class Optimizer(compat.KerasHooks):
         compute dtype and the variable's static shape (some gradients
         arrive with unknown dimensions), with non-finite components zeroed,
         and as it came (for the counts)."""
-        raw = ops.cast(ops.convert_to_tensor(gradient),
-                       state.compute_dtype(variable))
+        raw = ops.cast(dense(gradient), state.compute_dtype(variable))
         raw = ops.reshape(raw, tuple(variable.shape))
         return reductions.finite_part(raw), raw
 
